@@ -1,0 +1,315 @@
+// Network interfaces for the client: which ones to use (Mandos's rules,
+// pure), and the privileged steps of bringing them up and down again.
+import { readFile, readdir } from "node:fs/promises";
+import { NetworkError, runIp, type IpOptions } from "./ip.js";
+
+/** Interface flag bits (netdevice(7), <linux/if.h>), as in /sys/class/net/X/flags. */
+export const IFF = {
+  UP: 0x1,
+  BROADCAST: 0x2,
+  DEBUG: 0x4,
+  LOOPBACK: 0x8,
+  POINTOPOINT: 0x10,
+  NOTRAILERS: 0x20,
+  RUNNING: 0x40,
+  NOARP: 0x80,
+  PROMISC: 0x100,
+  ALLMULTI: 0x200,
+  MASTER: 0x400,
+  SLAVE: 0x800,
+  MULTICAST: 0x1000,
+  PORTSEL: 0x2000,
+  AUTOMEDIA: 0x4000,
+  DYNAMIC: 0x8000,
+} as const;
+
+export const SYS_CLASS_NET = "/sys/class/net";
+
+export interface NetInterface {
+  name: string;
+  /** Kernel interface index (what Zeroconf reports). */
+  index: number;
+  /** IFF_* bits from sysfs; note sysfs never shows IFF_RUNNING, see isRunning(). */
+  flags: number;
+  /** RFC 2863 state from sysfs: "up", "down", "unknown", "lowerlayerdown", "dormant", … */
+  operstate: string;
+  /** Carrier present; null when the kernel cannot tell (interface down). */
+  carrier: boolean | null;
+}
+
+/** Parse a sysfs flags file ("0x1003\n"). Throws on anything else. */
+export function parseInterfaceFlags(text: string): number {
+  const t = text.trim();
+  if (!/^0x[0-9a-fA-F]{1,8}$/.test(t)) throw new Error(`bad interface flags ${JSON.stringify(t)}`);
+  return Number.parseInt(t.slice(2), 16);
+}
+
+/** Names of the set IFF_* bits, for debug output. */
+export function describeFlags(flags: number): string[] {
+  return Object.entries(IFF)
+    .filter(([, bit]) => (flags & bit) !== 0)
+    .map(([name]) => name);
+}
+
+/**
+ * The kernel's rule for interface names (dev_valid_name): 1–15 bytes, not
+ * "." or "..", no "/", ":" or white space. Checked before a name is used in
+ * a path or handed to `ip`.
+ */
+export function isValidInterfaceName(name: string): boolean {
+  if (name === "" || name === "." || name === "..") return false;
+  if (Buffer.byteLength(name) > 15) return false;
+  return !/[/:\s]/.test(name);
+}
+
+export function isUp(iface: NetInterface): boolean {
+  return (iface.flags & IFF.UP) !== 0;
+}
+
+/**
+ * What the kernel reports as IFF_RUNNING (up and operationally up or
+ * unknown). sysfs's flags leave that bit out, so derive it from operstate.
+ */
+export function isRunning(iface: NetInterface): boolean {
+  return isUp(iface) && (iface.operstate === "up" || iface.operstate === "unknown");
+}
+
+export interface Verdict {
+  suitable: boolean;
+  /** One line for the debug log, e.g. "rejecting loopback interface". */
+  reason: string;
+}
+
+/**
+ * Mandos's automatic choice: not loopback; with --connect a point-to-point
+ * interface is accepted as it is; otherwise it must be able to broadcast and
+ * must use ARP (which rules out dummy and tunnel devices). Checked in this
+ * order, as Mandos does (so with --connect a point-to-point NOARP tunnel is fine).
+ */
+export function interfaceVerdict(iface: NetInterface, opts: { connectMode: boolean }): Verdict {
+  const f = iface.flags;
+  if (f & IFF.LOOPBACK) return { suitable: false, reason: "rejecting loopback interface" };
+  if (opts.connectMode && f & IFF.POINTOPOINT) return { suitable: true, reason: "accepting point-to-point interface" };
+  if (!(f & IFF.BROADCAST)) return { suitable: false, reason: "rejecting non-broadcast interface" };
+  if (f & IFF.NOARP) return { suitable: false, reason: "rejecting non-ARP interface" };
+  return { suitable: true, reason: "interface is good" };
+}
+
+export function isSuitable(iface: NetInterface, opts: { connectMode: boolean }): boolean {
+  return interfaceVerdict(iface, opts).suitable;
+}
+
+/** Byte order, as Mandos's scandir(…, alphasort) in the C locale. */
+export function compareNames(a: string, b: string): number {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return Buffer.compare(x, y);
+}
+
+export interface InterfaceSelection {
+  /** Interfaces to use (browse on, connect through), in order; never "none". */
+  use: string[];
+  /** The subset of `use` to bring up (if down), in order: those named before the first "none". */
+  bringUp: string[];
+  /** Named with --interface but not present: log "not using nonexisting interface". */
+  missing: string[];
+  /** True when no usable name was given and the interfaces were chosen by the rule. */
+  automatic: boolean;
+  /** With `automatic`: every interface looked at and why it was or was not taken (debug log). */
+  verdicts: { name: string; verdict: Verdict }[];
+  /** Exactly one interface in use: restrict Zeroconf and --connect to it; else null. */
+  only: string | null;
+}
+
+/**
+ * Decide which interfaces to use and which to bring up, as Mandos does:
+ * - names that do not exist are dropped (reported in `missing`; empty names
+ *   silently), "none" is kept as a marker;
+ * - if nothing is left (no --interface, or only missing names), every
+ *   suitable interface is used and brought up, in name order;
+ * - otherwise the names are used in the order given, but only those before
+ *   the first "none" are brought up ("none" first: nothing is brought up).
+ * Duplicates are used once.
+ */
+export function selectInterfaces(
+  spec: readonly string[],
+  available: readonly NetInterface[],
+  opts: { connectMode: boolean },
+): InterfaceSelection {
+  const present = new Set(available.map((i) => i.name));
+  const missing: string[] = [];
+  const kept: string[] = [];
+  for (const name of spec) {
+    if (name === "none" || present.has(name)) kept.push(name);
+    else if (name !== "" && !missing.includes(name)) missing.push(name);
+  }
+  if (kept.length === 0) {
+    const sorted = [...available].sort((a, b) => compareNames(a.name, b.name));
+    const verdicts = sorted.map((iface) => ({ name: iface.name, verdict: interfaceVerdict(iface, opts) }));
+    const use = verdicts.filter((v) => v.verdict.suitable).map((v) => v.name);
+    return { use, bringUp: [...use], missing, automatic: true, verdicts, only: use.length === 1 ? use[0] : null };
+  }
+  const use: string[] = [];
+  const bringUp: string[] = [];
+  let beforeNone = true;
+  for (const name of kept) {
+    if (name === "none") {
+      beforeNone = false;
+      continue;
+    }
+    if (use.includes(name)) continue;
+    use.push(name);
+    if (beforeNone) bringUp.push(name);
+  }
+  return { use, bringUp, missing, automatic: false, verdicts: [], only: use.length === 1 ? use[0] : null };
+}
+
+// ---------------------------------------------------------------- effects
+
+async function readText(path: string): Promise<string | null> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // EINVAL: e.g. "carrier" of an interface that is down.
+    if (code === "ENOENT" || code === "ENODEV" || code === "EINVAL" || code === "ENOTDIR") return null;
+    throw err;
+  }
+}
+
+/** One interface's state from sysfs, or null if it does not exist (any more). */
+export async function readInterface(name: string, sysfs: string = SYS_CLASS_NET): Promise<NetInterface | null> {
+  if (!isValidInterfaceName(name)) return null;
+  const dir = `${sysfs}/${name}`;
+  const [index, flags, operstate, carrier] = await Promise.all([
+    readText(`${dir}/ifindex`),
+    readText(`${dir}/flags`),
+    readText(`${dir}/operstate`),
+    readText(`${dir}/carrier`),
+  ]);
+  if (index === null || flags === null) return null;
+  const idx = Number(index.trim());
+  if (!Number.isInteger(idx) || idx <= 0) return null;
+  return {
+    name,
+    index: idx,
+    flags: parseInterfaceFlags(flags),
+    operstate: (operstate ?? "unknown").trim(),
+    carrier: carrier === null ? null : carrier.trim() === "1",
+  };
+}
+
+/** Every interface in /sys/class/net (of this process's network namespace), in name order. */
+export async function listInterfaces(sysfs: string = SYS_CLASS_NET): Promise<NetInterface[]> {
+  const names = (await readdir(sysfs)).filter((n) => !n.startsWith(".")).sort(compareNames);
+  const found = await Promise.all(names.map((n) => readInterface(n, sysfs)));
+  return found.filter((i): i is NetInterface => i !== null);
+}
+
+/**
+ * The name of the interface with this index (Zeroconf reports indexes, but
+ * `net.connect` needs "fe80::…%NAME"); null if there is none.
+ */
+export async function interfaceNameForIndex(index: number, sysfs: string = SYS_CLASS_NET): Promise<string | null> {
+  if (!Number.isInteger(index) || index <= 0) return null;
+  for (const iface of await listInterfaces(sysfs)) {
+    if (iface.index === index) return iface.name;
+  }
+  return null;
+}
+
+export interface EffectOptions extends IpOptions {
+  /** Where interfaces are looked up; default /sys/class/net. */
+  sysfs?: string;
+}
+
+/**
+ * Refuse anything but an existing interface from the selected set: these
+ * functions may run in a privileged supervisor on an unprivileged worker's
+ * request. Returns the interface's current state.
+ */
+export async function checkInterface(
+  name: string,
+  allowed: Iterable<string>,
+  what: string,
+  sysfs: string = SYS_CLASS_NET,
+): Promise<NetInterface> {
+  if (typeof name !== "string" || !isValidInterfaceName(name)) {
+    throw new NetworkError(`${what} ${JSON.stringify(String(name))}: not a valid interface name`);
+  }
+  if (!new Set(allowed).has(name)) throw new NetworkError(`${what} ${name}: not one of the interfaces in use`);
+  const iface = await readInterface(name, sysfs);
+  if (iface === null) throw new NetworkError(`${what} ${name}: no such interface`);
+  return iface;
+}
+
+/** Set IFF_UP unless already set. "already-up" means the caller must not take it down later. */
+export async function bringUp(
+  name: string,
+  allowed: Iterable<string>,
+  opts: EffectOptions = {},
+): Promise<"brought-up" | "already-up"> {
+  const iface = await checkInterface(name, allowed, "cannot bring up", opts.sysfs);
+  if (isUp(iface)) return "already-up";
+  await runIp(["link", "set", "dev", name, "up"], `cannot bring up ${name}`, opts);
+  return "brought-up";
+}
+
+/** Clear IFF_UP unless already clear. */
+export async function bringDown(
+  name: string,
+  allowed: Iterable<string>,
+  opts: EffectOptions = {},
+): Promise<"taken-down" | "already-down"> {
+  const iface = await checkInterface(name, allowed, "cannot take down", opts.sysfs);
+  if (!isUp(iface)) return "already-down";
+  await runIp(["link", "set", "dev", name, "down"], `cannot take down ${name}`, opts);
+  return "taken-down";
+}
+
+export interface WaitDeps {
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+  read?: (name: string) => Promise<NetInterface | null>;
+  /** Poll interval; Mandos checks every 250 ms. */
+  intervalMs?: number;
+  /** Stop waiting early (e.g. on SIGTERM). */
+  signal?: AbortSignal;
+}
+
+export interface WaitResult {
+  running: string[];
+  notRunning: string[];
+}
+
+const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Poll until every named interface is running or `delayMs` has passed
+ * (--delay). Unlike Mandos, which waits up to --delay for each interface in
+ * turn, all are waited for together, so the worst case is one delay.
+ */
+export async function waitRunning(names: readonly string[], delayMs: number, deps: WaitDeps = {}): Promise<WaitResult> {
+  const now = deps.now ?? (() => performance.now());
+  const sleep = deps.sleep ?? realSleep;
+  const read = deps.read ?? ((n: string) => readInterface(n));
+  const interval = deps.intervalMs ?? 250;
+  const deadline = now() + Math.max(0, delayMs);
+  const pending = new Set(names);
+  const running: string[] = [];
+  for (;;) {
+    for (const name of [...pending]) {
+      const iface = await read(name);
+      if (iface !== null && isRunning(iface)) {
+        pending.delete(name);
+        running.push(name);
+      }
+    }
+    const left = deadline - now();
+    if (pending.size === 0 || left <= 0 || deps.signal?.aborted) break;
+    await sleep(Math.min(interval, left));
+    if (deps.signal?.aborted) break;
+  }
+  const order = (list: Iterable<string>) => names.filter((n) => [...list].includes(n));
+  return { running: order(running), notRunning: order(pending) };
+}

@@ -1,0 +1,119 @@
+// The client's command line: Mandos 1.8's options, parsed into a plain
+// object that every later step takes as input.
+import { UsageError, numberOption, parseCommandLine } from "../cli/args.js";
+import { DEFAULT_PRIORITY } from "../tls/session.js";
+
+export interface ConnectTarget {
+  address: string;
+  port: number;
+}
+
+export interface ClientOptions {
+  connect: ConnectTarget | null;
+  /** --interface values split on commas, in order; may contain "none". */
+  interfaces: string[];
+  pubkey: string;
+  seckey: string;
+  tlsPubkey: string;
+  tlsPrivkey: string;
+  priority: string;
+  delaySeconds: number;
+  delayText: string;
+  retrySeconds: number;
+  networkHookDir: string;
+  debug: boolean;
+  /** Seconds to wait for a server's answer after the handshake (approval may take long). */
+  timeoutSeconds: number;
+}
+
+const KEYDIR = "/conf/conf.d/mandos";
+
+export const USAGE = `Usage: mandos-client [OPTION...]
+Get a password from a Mandos server, print it on standard output.
+
+  -c, --connect=ADDRESS:PORT   connect directly to this server (no Zeroconf)
+  -i, --interface=NAME[,NAME...]
+                               network interfaces to bring up and use
+                               ("none": only those named before it)
+  -p, --pubkey=FILE            OpenPGP public key (${KEYDIR}/pubkey.txt)
+  -s, --seckey=FILE            OpenPGP secret key (${KEYDIR}/seckey.txt)
+  -T, --tls-pubkey=FILE        TLS raw public key, PEM (${KEYDIR}/tls-pubkey.pem)
+  -t, --tls-privkey=FILE       TLS private key, PEM (${KEYDIR}/tls-privkey.pem)
+      --priority=STRING        GnuTLS priority string
+      --dh-bits=BITS           accepted for compatibility; unused with TLS 1.3
+      --dh-params=FILE         accepted for compatibility; unused with TLS 1.3
+      --delay=SECONDS          wait this long for interfaces to run (2.5)
+      --retry=SECONDS          seconds between tries of the same server (10)
+      --network-hook-dir=DIR   network hooks (/lib/mandos/network-hooks.d)
+      --timeout=SECONDS        wait this long for a server's answer (300)
+      --debug                  log what the program does to standard error
+  -?, --help                   give this help list
+      --usage                  give a short usage message
+  -V, --version                print program version
+`;
+
+/** Split --connect's value: the last colon separates address and port. */
+export function parseConnect(value: string): ConnectTarget {
+  const colon = value.lastIndexOf(":");
+  if (colon <= 0) throw new UsageError(`--connect: expected ADDRESS:PORT, got ${JSON.stringify(value)}`);
+  let address = value.slice(0, colon);
+  if (address.startsWith("[") && address.endsWith("]")) address = address.slice(1, -1);
+  const portText = value.slice(colon + 1);
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port < 1 || port > 65535) {
+    throw new UsageError(`--connect: bad port ${JSON.stringify(portText)}`);
+  }
+  return { address, port };
+}
+
+export function parseClientOptions(argv: string[]): ClientOptions {
+  const { values } = parseCommandLine(
+    { name: "mandos-client", usage: USAGE, versionShort: "V" },
+    {
+      connect: { type: "string", short: "c" },
+      interface: { type: "string", short: "i", multiple: true },
+      pubkey: { type: "string", short: "p" },
+      seckey: { type: "string", short: "s" },
+      "tls-pubkey": { type: "string", short: "T" },
+      "tls-privkey": { type: "string", short: "t" },
+      priority: { type: "string" },
+      "dh-bits": { type: "string" },
+      "dh-params": { type: "string" },
+      delay: { type: "string" },
+      retry: { type: "string" },
+      "network-hook-dir": { type: "string" },
+      timeout: { type: "string" },
+      debug: { type: "boolean" },
+      usage: { type: "boolean" },
+    },
+    argv,
+  );
+  if (values.usage) {
+    process.stdout.write(
+      "Usage: mandos-client [-c ADDRESS:PORT] [-i NAME[,NAME...]] [-p FILE] [-s FILE] [-T FILE] [-t FILE] [--priority=STRING] [--delay=SECONDS] [--retry=SECONDS] [--network-hook-dir=DIR] [--debug]\n",
+    );
+    process.exit(0);
+  }
+  const delaySeconds = numberOption("delay", values.delay, 2.5);
+  const retrySeconds = numberOption("retry", values.retry, 10);
+  const timeoutSeconds = numberOption("timeout", values.timeout, 300);
+  if (delaySeconds < 0) throw new UsageError("--delay must not be negative");
+  if (retrySeconds < 0) throw new UsageError("--retry must not be negative");
+  if (timeoutSeconds <= 0) throw new UsageError("--timeout must be positive");
+  if (values["dh-bits"] !== undefined) numberOption("dh-bits", values["dh-bits"], 0);
+  return {
+    connect: values.connect === undefined ? null : parseConnect(values.connect),
+    interfaces: (values.interface ?? []).flatMap((v) => v.split(",")).filter((v) => v !== ""),
+    pubkey: values.pubkey ?? `${KEYDIR}/pubkey.txt`,
+    seckey: values.seckey ?? `${KEYDIR}/seckey.txt`,
+    tlsPubkey: values["tls-pubkey"] ?? `${KEYDIR}/tls-pubkey.pem`,
+    tlsPrivkey: values["tls-privkey"] ?? `${KEYDIR}/tls-privkey.pem`,
+    priority: values.priority ?? DEFAULT_PRIORITY,
+    delaySeconds,
+    delayText: values.delay ?? "2.5",
+    retrySeconds,
+    networkHookDir: values["network-hook-dir"] ?? "/lib/mandos/network-hooks.d",
+    debug: values.debug ?? false,
+    timeoutSeconds,
+  };
+}

@@ -1,0 +1,81 @@
+// One client connection on the server: the protocol line, TLS (we are the
+// TLS client and read the peer's raw public key), identification by key id,
+// then whatever the handler decides: the secret, or nothing.
+import type { Socket } from "node:net";
+import { readVersionLine } from "../protocol/version-line.js";
+import { TlsConnection, type Credentials } from "../tls/session.js";
+import { keyIdFromSpki } from "../tls/keyid.js";
+import { errorMessage, type Logger } from "../cli/log.js";
+
+export interface SecretRequest {
+  /** Uppercase hex SHA-256 of the peer's DER SubjectPublicKeyInfo. */
+  keyId: string;
+  address: string;
+  /** Fires when the peer goes away while we decide (e.g. waiting for approval). */
+  signal: AbortSignal;
+}
+
+export interface SecretGrant {
+  /** Owned by the handler; sent as is, not wiped here. */
+  secret: Buffer;
+  /** Called once the secret has been handed to TLS and the session ended. */
+  sent(): void;
+}
+
+export interface SecretRequestHandler {
+  requestSecret(req: SecretRequest): Promise<SecretGrant | null>;
+}
+
+export interface ConnectionSettings {
+  credentials: Credentials;
+  priority: string;
+  handler: SecretRequestHandler;
+  log: Logger;
+  lineTimeoutMs: number;
+  handshakeTimeoutMs: number;
+}
+
+export function peerName(socket: Socket): string {
+  const addr = socket.remoteAddress ?? "unknown";
+  return addr.includes(":") ? `[${addr}]:${socket.remotePort}` : `${addr}:${socket.remotePort}`;
+}
+
+/** Serve one connection; never throws, always releases the socket. */
+export async function handleConnection(socket: Socket, s: ConnectionSettings): Promise<void> {
+  const peer = peerName(socket);
+  const closed = new AbortController();
+  socket.once("close", () => closed.abort());
+  socket.on("error", () => {}); // reported through the steps below
+  let conn: TlsConnection | null = null;
+  try {
+    const { version, rest } = await readVersionLine(socket, s.lineTimeoutMs);
+    s.log.debug(`${peer}: protocol version ${version}`);
+    conn = await TlsConnection.connect(socket, s.credentials, {
+      priority: s.priority,
+      handshakeTimeoutMs: s.handshakeTimeoutMs,
+      initialData: rest,
+    });
+    const type = conn.peerKeyType();
+    const key = conn.peerPublicKey();
+    if (type !== "rawpk" || key === null) {
+      s.log.info(`${peer}: dropped: the peer presented ${type === "x509" ? "an X.509 certificate" : "no key"}, not a raw public key`);
+      return;
+    }
+    const keyId = keyIdFromSpki(key);
+    const grant = await s.handler.requestSecret({
+      keyId,
+      address: socket.remoteAddress ?? "",
+      signal: closed.signal,
+    });
+    if (grant === null || closed.signal.aborted) return;
+    conn.write(grant.secret);
+    conn.close();
+    conn = null;
+    grant.sent();
+  } catch (err) {
+    s.log.info(`${peer}: dropped: ${errorMessage(err)}`);
+  } finally {
+    conn?.destroy();
+    socket.destroy();
+  }
+}
