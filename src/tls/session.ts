@@ -162,6 +162,9 @@ export class TlsConnection {
       this.poke();
     });
     socket.on("error", (err) => this.fail(new TlsError(`connection error: ${err.message}`)));
+    // Handshake messages are small and ping-pong: Nagle plus delayed ACKs
+    // would add ~40 ms per round trip.
+    socket.setNoDelay(true);
     socket.resume();
   }
 

@@ -1,0 +1,138 @@
+// Both TLS roles of our GnuTLS engine against each other over loopback.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import net from "node:net";
+import { once } from "node:events";
+import { Credentials, TlsConnection, TlsError, keyIdFromPem, keyIdFromSpki } from "../../src/tls/index.js";
+import { tlsKeyPair } from "../helpers/tls-keys.js";
+
+async function socketPair(): Promise<{ a: net.Socket; b: net.Socket; close(): void }> {
+  const server = net.createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const port = (server.address() as net.AddressInfo).port;
+  const accepted = once(server, "connection");
+  const a = net.connect(port, "127.0.0.1");
+  await once(a, "connect");
+  const [b] = (await accepted) as [net.Socket];
+  server.close();
+  return { a, b, close: () => (a.destroy(), b.destroy()) };
+}
+
+test("raw public key handshake both ways, key id and data", async () => {
+  const keys = tlsKeyPair();
+  const own = Credentials.rawKey(keys.publicPem, keys.privatePem);
+  const anon = Credentials.anonymous();
+  const { a, b, close } = await socketPair();
+  try {
+    const [server, client] = await Promise.all([TlsConnection.accept(a, own), TlsConnection.connect(b, anon)]);
+    assert.equal(client.peerKeyType(), "rawpk");
+    const peer = client.peerPublicKey();
+    assert.ok(peer);
+    assert.equal(keyIdFromSpki(peer), keyIdFromPem(keys.publicPem));
+    assert.match(keyIdFromSpki(peer), /^[0-9A-F]{64}$/);
+    const payload = Buffer.alloc(100_000, 7); // spans several TLS records
+    const reading = server.readAll(200_000, 5000);
+    client.write(payload);
+    client.close();
+    assert.deepEqual(await reading, payload);
+    server.destroy();
+  } finally {
+    close();
+    own.dispose();
+    anon.dispose();
+  }
+});
+
+test("readAll refuses more than the limit", async () => {
+  const keys = tlsKeyPair();
+  const own = Credentials.rawKey(keys.publicPem, keys.privatePem);
+  const anon = Credentials.anonymous();
+  const { a, b, close } = await socketPair();
+  try {
+    const [server, client] = await Promise.all([TlsConnection.accept(a, own), TlsConnection.connect(b, anon)]);
+    const reading = server.readAll(1000, 5000);
+    client.write(Buffer.alloc(5000, 1));
+    await assert.rejects(reading, /more than 1000 bytes/);
+    client.destroy();
+    server.destroy();
+  } finally {
+    close();
+    own.dispose();
+    anon.dispose();
+  }
+});
+
+test("a peer that never answers the handshake times out", async () => {
+  const anon = Credentials.anonymous();
+  const { a, close } = await socketPair();
+  try {
+    const started = Date.now();
+    await assert.rejects(TlsConnection.connect(a, anon, { handshakeTimeoutMs: 300 }), /timed out after 300 ms/);
+    assert.ok(Date.now() - started < 3000);
+    assert.ok(a.destroyed, "socket released after failure");
+  } finally {
+    close();
+    anon.dispose();
+  }
+});
+
+test("garbage instead of TLS fails the handshake with a GnuTLS reason", async () => {
+  const anon = Credentials.anonymous();
+  const { a, b, close } = await socketPair();
+  try {
+    const hs = TlsConnection.connect(a, anon, { handshakeTimeoutMs: 5000 });
+    b.write(Buffer.alloc(4096, 0x41));
+    await assert.rejects(hs, (err: Error) => err.message.length > 0 && !/timed out/.test(err.message));
+  } finally {
+    close();
+    anon.dispose();
+  }
+});
+
+test("the peer closing during the handshake is reported", async () => {
+  const anon = Credentials.anonymous();
+  const { a, b, close } = await socketPair();
+  try {
+    const hs = TlsConnection.connect(a, anon, { handshakeTimeoutMs: 5000 });
+    b.end();
+    await assert.rejects(hs, /closed|terminat/i);
+  } finally {
+    close();
+    anon.dispose();
+  }
+});
+
+test("a bad priority string and a bad key are clear errors", async () => {
+  const keys = tlsKeyPair();
+  assert.throws(() => Credentials.rawKey(keys.publicPem, "not a key"), TlsError);
+  const anon = Credentials.anonymous();
+  const { a, close } = await socketPair();
+  try {
+    await assert.rejects(TlsConnection.connect(a, anon, { priority: "NO-SUCH-PRIORITY" }), /bad priority string/);
+  } finally {
+    close();
+    anon.dispose();
+  }
+});
+
+test("many sessions share the registered callbacks without leaking", async () => {
+  const keys = tlsKeyPair();
+  const own = Credentials.rawKey(keys.publicPem, keys.privatePem);
+  const anon = Credentials.anonymous();
+  try {
+    for (let i = 0; i < 50; i++) {
+      const { a, b, close } = await socketPair();
+      const [s, c] = await Promise.all([TlsConnection.accept(a, own), TlsConnection.connect(b, anon)]);
+      const r = s.readAll(10, 2000);
+      c.write(Buffer.from([i]));
+      c.close();
+      assert.deepEqual(await r, Buffer.from([i]));
+      s.destroy();
+      close();
+    }
+  } finally {
+    own.dispose();
+    anon.dispose();
+  }
+});
