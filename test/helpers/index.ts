@@ -59,6 +59,7 @@ export function run(
       clearTimeout(timer);
       resolvePromise({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() });
     });
+    child.stdin!.on("error", () => {}); // a program may exit without reading its input
     child.stdin!.end(opts.input ?? "");
   });
 }

@@ -190,10 +190,17 @@ export async function readInterface(name: string, sysfs: string = SYS_CLASS_NET)
   if (index === null || flags === null) return null;
   const idx = Number(index.trim());
   if (!Number.isInteger(idx) || idx <= 0) return null;
+  let bits: number;
+  try {
+    bits = parseInterfaceFlags(flags);
+  } catch {
+    // A kernel printing something else: skip the interface rather than fail.
+    return null;
+  }
   return {
     name,
     index: idx,
-    flags: parseInterfaceFlags(flags),
+    flags: bits,
     operstate: (operstate ?? "unknown").trim(),
     carrier: carrier === null ? null : carrier.trim() === "1",
   };

@@ -1,0 +1,150 @@
+// mandos.conf → the server's settings, with Mandos 1.8's defaults.
+//
+// As in Mandos, only [DEFAULT] counts. Text settings are taken as written
+// (Mandos reads them raw, which is why a priority string may hold
+// "%PROFILE_ULTRA"), while booleans and numbers go through %(name)s
+// interpolation first. Any problem is fatal: a ConfigError with one line.
+import { DEFAULT_SECTION, interpolate, parseBoolean, parseIni, parsePythonInt } from "./configparser.js";
+import { ConfigError, describeIoError, locate, quote } from "./errors.js";
+import { readConfigText } from "./text.js";
+
+export interface ServerConfig {
+  /** Network interface to use, or null for all. */
+  interface: string | null;
+  /** IPv6 address to listen on, or null for all. */
+  address: string | null;
+  /** TCP port, or null to let the system choose. */
+  port: number | null;
+  debug: boolean;
+  /** GnuTLS priority string. */
+  priority: string;
+  /** Zeroconf service name. */
+  servicename: string;
+  useDbus: boolean;
+  useIpv6: boolean;
+  /** Log level name such as "DEBUG" or "WARNING", or null if not set. */
+  debuglevel: string | null;
+  restore: boolean;
+  /** File descriptor of an already open listening socket, or null. */
+  socket: number | null;
+  statedir: string;
+  foreground: boolean;
+  zeroconf: boolean;
+}
+
+/** Mandos's priority when GnuTLS supports raw public keys (as Debian 12's does). */
+export const DEFAULT_PRIORITY = "SECURE128:!CTYPE-X.509:+CTYPE-RAWPK:!RSA:!VERS-ALL:+VERS-TLS1.3:%PROFILE_ULTRA";
+
+/** Mandos 1.8's values for options mandos.conf does not set, as text. */
+export const SERVER_DEFAULTS: Readonly<Record<string, string>> = {
+  interface: "",
+  address: "",
+  port: "",
+  debug: "False",
+  priority: DEFAULT_PRIORITY,
+  servicename: "Mandos",
+  use_dbus: "True",
+  use_ipv6: "True",
+  debuglevel: "",
+  restore: "True",
+  socket: "",
+  statedir: "/var/lib/mandos",
+  foreground: "False",
+  zeroconf: "True",
+};
+
+export function parseServerConf(text: string, fileName: string): ServerConfig {
+  const doc = parseIni(text);
+  if (doc.issues.length > 0) {
+    const first = doc.issues[0]!;
+    const more = doc.issues.length > 1 ? ` (and ${doc.issues.length - 1} more problems)` : "";
+    throw new ConfigError(`${locate(fileName, first.line, first.section, first.key)}: ${first.message}${more}`);
+  }
+  const raw = new Map<string, { value: string; line: number }>();
+  for (const [key, value] of Object.entries(SERVER_DEFAULTS)) raw.set(key, { value, line: 0 });
+  for (const [key, o] of doc.defaults.options) raw.set(key, o);
+
+  const problems: string[] = [];
+  const where = (key: string) => locate(fileName, raw.get(key)!.line, DEFAULT_SECTION, key);
+  const rawValue = (key: string) => raw.get(key)!.value;
+  const expanded = (key: string): string | undefined => {
+    try {
+      return interpolate(rawValue(key), (name) => raw.get(name)?.value);
+    } catch (err) {
+      problems.push(`${where(key)}: ${(err as Error).message}`);
+      return undefined;
+    }
+  };
+  const boolean = (key: string): boolean => {
+    const value = expanded(key);
+    if (value === undefined) return false;
+    const b = parseBoolean(value);
+    if (b === undefined) problems.push(`${where(key)}: not a boolean: ${quote(value)} (use 1/yes/true/on or 0/no/false/off)`);
+    return b ?? false;
+  };
+  // Mandos leaves an empty port or socket unset and reads anything else as an integer.
+  const integer = (key: string, min: number, max: number, what: string): number | null => {
+    if (rawValue(key) === "") return null;
+    const value = expanded(key);
+    if (value === undefined) return null;
+    const n = parsePythonInt(value);
+    if (n === undefined || n < min || n > max) {
+      problems.push(`${where(key)}: must be ${what}, not ${quote(value)}`);
+      return null;
+    }
+    return n;
+  };
+  const optional = (key: string): string | null => (rawValue(key) === "" ? null : rawValue(key));
+
+  const config: ServerConfig = {
+    interface: optional("interface"),
+    address: optional("address"),
+    port: integer("port", 0, 65535, "a port number (0 to 65535)"),
+    debug: boolean("debug"),
+    priority: rawValue("priority"),
+    servicename: rawValue("servicename"),
+    useDbus: boolean("use_dbus"),
+    useIpv6: boolean("use_ipv6"),
+    debuglevel: optional("debuglevel"),
+    restore: boolean("restore"),
+    socket: integer("socket", 0, 2 ** 31 - 1, "a file descriptor number"),
+    statedir: rawValue("statedir"),
+    foreground: boolean("foreground"),
+    zeroconf: boolean("zeroconf"),
+  };
+  if (problems.length > 0) {
+    const more = problems.length > 1 ? ` (and ${problems.length - 1} more problems)` : "";
+    throw new ConfigError(problems[0]! + more);
+  }
+  return config;
+}
+
+/**
+ * Read and parse mandos.conf. A missing file gives the defaults, as in
+ * Mandos ("no options are required"); any other failure throws ConfigError.
+ */
+export function loadServerConf(path: string): ServerConfig {
+  let text: string;
+  try {
+    text = readConfigText(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return parseServerConf("", path);
+    throw new ConfigError(`${path}: cannot read: ${describeIoError(err)}`);
+  }
+  return parseServerConf(text, path);
+}
+
+/**
+ * Settings from the file overlaid with those given on the command line
+ * (undefined means "not given"), then Mandos's rule that debug implies
+ * foreground.
+ */
+export function overlayServerConfig(base: ServerConfig, overrides: Partial<ServerConfig>): ServerConfig {
+  const merged: ServerConfig = { ...base };
+  for (const key of Object.keys(overrides) as (keyof ServerConfig)[]) {
+    const value = overrides[key];
+    if (value !== undefined) (merged as unknown as Record<string, unknown>)[key] = value;
+  }
+  if (merged.debug) merged.foreground = true;
+  return merged;
+}

@@ -1,0 +1,171 @@
+// Network namespaces for the client-network tests. A test file runs its
+// effect scenarios inside a namespace by starting itself again under
+// `ip netns exec` (which also gives the child a /sys of that namespace);
+// in that child, childMain() runs the named scenario and prints its result.
+// The child refuses to run in the parent's network namespace, so a
+// scenario can never touch the machine's own interfaces or routes.
+//
+// Importing this file has no effects: the test runner also runs it as a
+// test file.
+import { spawn, spawnSync } from "node:child_process";
+import { readlinkSync } from "node:fs";
+
+const ROLE = "MANDOS_CN_SCENARIO";
+const ARG = "MANDOS_CN_ARG";
+const PARENT_NS = "MANDOS_CN_PARENT_NETNS";
+const RESULT = "@@mandos-cn-result@@ ";
+const ERROR = "@@mandos-cn-error@@ ";
+
+export type Scenario = (arg: unknown) => Promise<unknown>;
+
+function currentNetns(): string {
+  return readlinkSync("/proc/self/ns/net");
+}
+
+/** True in a child started by runInNetns(). */
+export function isChild(): boolean {
+  return process.env[ROLE] !== undefined;
+}
+
+/** In the child: run the scenario named by the parent and report; then exit. */
+export async function childMain(scenarios: Record<string, Scenario>): Promise<void> {
+  const name = process.env[ROLE] ?? "";
+  const parentNs = process.env[PARENT_NS];
+  try {
+    if (!parentNs || parentNs === currentNetns()) throw new Error("refusing to run outside a test network namespace");
+    const scenario = scenarios[name];
+    if (!scenario) throw new Error(`no scenario ${JSON.stringify(name)}`);
+    const arg: unknown = JSON.parse(process.env[ARG] ?? "null");
+    const result = await scenario(arg);
+    process.stdout.write(`${RESULT}${JSON.stringify(result ?? null)}\n`);
+    process.exit(0);
+  } catch (err) {
+    process.stdout.write(`${ERROR}${(err as Error).message?.replace(/\n/g, " ") ?? String(err)}\n`);
+    process.exit(1);
+  }
+}
+
+/** A namespace of our own, and `ip -n NS …` inside it. */
+export class Netns {
+  static #count = 0;
+  readonly name: string;
+
+  private constructor(name: string) {
+    this.name = name;
+  }
+
+  static create(): Netns {
+    const name = `mcn-${process.pid}-${Netns.#count++}`;
+    const r = spawnSync("ip", ["netns", "add", name], { encoding: "utf8", timeout: 10_000 });
+    if (r.status !== 0) throw new Error(`ip netns add ${name}: ${r.stderr.trim()}`);
+    return new Netns(name);
+  }
+
+  /** Run `ip -n NAME ARGS`; throws with ip's message on failure. */
+  ip(...args: string[]): string {
+    const r = spawnSync("ip", ["-n", this.name, ...args], { encoding: "utf8", timeout: 10_000 });
+    if (r.status !== 0) throw new Error(`ip -n ${this.name} ${args.join(" ")}: ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+
+  /** Run a program inside the namespace. */
+  exec(cmd: string, args: string[], timeoutMs = 20_000) {
+    return spawnSync("ip", ["netns", "exec", this.name, cmd, ...args], { encoding: "utf8", timeout: timeoutMs, killSignal: "SIGKILL" });
+  }
+
+  /** Link flags as `ip` shows them, e.g. ["BROADCAST","MULTICAST","UP","LOWER_UP"]. */
+  flags(dev: string): string[] {
+    const [link] = JSON.parse(this.ip("-j", "link", "show", "dev", dev)) as { flags: string[] }[];
+    return link.flags;
+  }
+
+  routes6(): { dst: string; dev?: string }[] {
+    return JSON.parse(this.ip("-j", "-6", "route", "show", "table", "main") || "[]") as { dst: string; dev?: string }[];
+  }
+
+  /** A veth pair (both down). */
+  veth(a: string, b: string): void {
+    this.ip("link", "add", a, "type", "veth", "peer", "name", b);
+  }
+
+  delete(): void {
+    // Killing what still runs in it first (a hung child would keep it busy).
+    spawnSync("ip", ["netns", "pids", this.name], { encoding: "utf8", timeout: 5_000 })
+      .stdout?.split(/\s+/)
+      .filter((p) => /^\d+$/.test(p))
+      .forEach((p) => {
+        try {
+          process.kill(Number(p), "SIGKILL");
+        } catch {
+          // gone
+        }
+      });
+    spawnSync("ip", ["netns", "del", this.name], { timeout: 10_000 });
+  }
+}
+
+export interface ChildOutcome<T> {
+  ok: boolean;
+  result: T | null;
+  error: string | null;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+}
+
+/**
+ * Run `scenario` of the test file `file` (its compiled path) inside `ns`.
+ * `onLine` sees each line the child prints (e.g. to signal it when ready).
+ */
+export function runInNetns<T = unknown>(
+  ns: Netns,
+  file: string,
+  scenario: string,
+  arg: unknown = null,
+  opts: { timeoutMs?: number; onLine?: (line: string, pid: number) => void } = {},
+): Promise<ChildOutcome<T>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("ip", ["netns", "exec", ns.name, process.execPath, file], {
+      env: { ...process.env, [ROLE]: scenario, [ARG]: JSON.stringify(arg), [PARENT_NS]: currentNetns() },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    let pending = "";
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+      pending += d.toString();
+      let nl: number;
+      while ((nl = pending.indexOf("\n")) >= 0) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        opts.onLine?.(line, child.pid ?? -1);
+      }
+    });
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 30_000);
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      const lines = out.split("\n");
+      const res = lines.find((l) => l.startsWith(RESULT));
+      const bad = lines.find((l) => l.startsWith(ERROR));
+      resolve({
+        ok: res !== undefined,
+        result: res !== undefined ? (JSON.parse(res.slice(RESULT.length)) as T) : null,
+        error: bad !== undefined ? bad.slice(ERROR.length) : res === undefined ? `child ended without a result: ${err.trim()}` : null,
+        code,
+        signal,
+        stderr: err,
+      });
+    });
+  });
+}
+
+/** Print a line the parent's onLine() can react to (from a scenario). */
+export function tellParent(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
