@@ -2,7 +2,7 @@
 import { makeLogger, errorMessage } from "../cli/log.js";
 import { UsageError } from "../cli/args.js";
 import { parseClientOptions } from "./options.js";
-import { readKeys, KeyFileError } from "./keys.js";
+import { KeyFileError } from "./keys.js";
 import { runClient } from "./program.js";
 
 const EX_USAGE = 64;
@@ -18,8 +18,7 @@ async function main(): Promise<number> {
   }
   const log = makeLogger("mandos-client", { level: opts.debug ? "debug" : "info" });
   try {
-    const keys = await readKeys(opts);
-    return await runClient(opts, keys, log);
+    return await runClient(opts, log);
   } catch (err) {
     log.error(errorMessage(err));
     return err instanceof KeyFileError || err instanceof UsageError ? EX_CONFIG : 1;

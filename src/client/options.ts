@@ -10,6 +10,8 @@ export interface ConnectTarget {
 
 export interface ClientOptions {
   connect: ConnectTarget | null;
+  /** --connect exactly as given (network hooks get it as CONNECT). */
+  connectText: string | null;
   /** --interface values split on commas, in order; may contain "none". */
   interfaces: string[];
   pubkey: string;
@@ -18,7 +20,6 @@ export interface ClientOptions {
   tlsPrivkey: string;
   priority: string;
   delaySeconds: number;
-  delayText: string;
   retrySeconds: number;
   networkHookDir: string;
   debug: boolean;
@@ -103,6 +104,7 @@ export function parseClientOptions(argv: string[]): ClientOptions {
   if (values["dh-bits"] !== undefined) numberOption("dh-bits", values["dh-bits"], 0);
   return {
     connect: values.connect === undefined ? null : parseConnect(values.connect),
+    connectText: values.connect ?? null,
     interfaces: (values.interface ?? []).flatMap((v) => v.split(",")).filter((v) => v !== ""),
     pubkey: values.pubkey ?? `${KEYDIR}/pubkey.txt`,
     seckey: values.seckey ?? `${KEYDIR}/seckey.txt`,
@@ -110,7 +112,6 @@ export function parseClientOptions(argv: string[]): ClientOptions {
     tlsPrivkey: values["tls-privkey"] ?? `${KEYDIR}/tls-privkey.pem`,
     priority: values.priority ?? DEFAULT_PRIORITY,
     delaySeconds,
-    delayText: values.delay ?? "2.5",
     retrySeconds,
     networkHookDir: values["network-hook-dir"] ?? "/lib/mandos/network-hooks.d",
     debug: values.debug ?? false,

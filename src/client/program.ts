@@ -1,46 +1,104 @@
-// The client's life: privileges, network, discovery, the password, cleanup.
-import { errorMessage, type Logger } from "../cli/log.js";
+// The client's life: keys, network setup, privileges, the password, cleanup.
+import type { Logger } from "../cli/log.js";
 import type { ClientOptions } from "./options.js";
-import type { KeyMaterial } from "./keys.js";
+import { readKeys } from "./keys.js";
 import { obtainPassword, type Discover } from "./run.js";
 import { writePassword } from "./output.js";
 import { dropPrivilegesForGood, isRoot, unprivilegedIds } from "./privileges.js";
+import { NetworkSession, listHooks } from "./network/index.js";
+import { superviseWorker } from "./supervisor.js";
+import { receiveStart, runWorker } from "./worker.js";
+import { serverNeedsRoute } from "./routing.js";
+import { WORKER_ROLE_ENV } from "./ipc.js";
+import { errorMessage } from "../cli/log.js";
 
-async function zeroconfDiscovery(opts: ClientOptions, log: Logger): Promise<Discover> {
+async function zeroconfDiscovery(opts: ClientOptions, interfaces: string[], log: Logger): Promise<Discover> {
+  if (opts.connect) return () => ({ stop() {} });
   const { browse } = await import("../zeroconf/index.js");
-  const interfaces = opts.interfaces.filter((i) => i !== "none");
   return (found, gone) =>
     browse({
       serviceType: "_mandos._tcp",
-      interfaces: interfaces.length > 0 ? interfaces : undefined,
+      interfaces,
       log,
       onFound: (s) => found({ address: s.address, port: s.port, interfaceName: s.interfaceName }),
       onRemoved: (s) => gone({ address: s.address, port: s.port, interfaceName: s.interfaceName }),
     });
 }
 
-export async function runClient(opts: ClientOptions, keys: KeyMaterial, log: Logger): Promise<number> {
+/** Resolves with the exit code; the password, if any, is on stdout. */
+export async function runClient(opts: ClientOptions, log: Logger): Promise<number> {
   const abort = new AbortController();
   const onSignal = () => abort.abort();
   process.once("SIGTERM", onSignal);
   process.once("SIGINT", onSignal);
-  if (isRoot()) {
-    const { uid, gid } = unprivilegedIds(process.env);
-    dropPrivilegesForGood(uid, gid);
-    log.debug(`running as uid ${uid}, gid ${gid}`);
-  }
-  const discover: Discover = opts.connect
-    ? () => ({ stop() {} })
-    : await zeroconfDiscovery(opts, log);
   try {
-    const password = await obtainPassword(opts, keys, { log, discover, signal: abort.signal });
-    writePassword(password);
-    return 0;
+    if (process.env[WORKER_ROLE_ENV] === "worker") {
+      const start = await receiveStart();
+      return await runWorker(opts, start, (ifs) => zeroconfDiscovery(opts, ifs, log), log, abort.signal);
+    }
+    return await runMain(opts, log, abort.signal);
   } catch (err) {
     if (abort.signal.aborted) {
       log.debug("stopped by signal");
       return 1;
     }
-    throw new Error(errorMessage(err));
+    throw err;
+  }
+}
+
+async function runMain(opts: ClientOptions, log: Logger, signal: AbortSignal): Promise<number> {
+  const keys = await readKeys(opts);
+  const session = new NetworkSession({
+    interfaces: opts.interfaces,
+    connect: opts.connectText,
+    delaySeconds: opts.delaySeconds,
+    hookDir: opts.networkHookDir,
+    debug: opts.debug,
+    log,
+  });
+  const onAbort = () => void session.close();
+  signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    const report = await session.start();
+    const zone = opts.connect ? report.selection.only : null;
+    const interfaces = report.selection.use;
+    if (isRoot()) {
+      const { uid, gid } = unprivilegedIds(process.env);
+      const hooks = (await listHooks(opts.networkHookDir)) ?? [];
+      if (report.broughtUp.length > 0 || hooks.length > 0 || !opts.connect) {
+        // Root work remains (interfaces to take down, hooks to stop, routes
+        // to add): keep it here, run the network part unprivileged.
+        const { code, output } = await superviseWorker({
+          start: { type: "start", keys, zone, interfaces },
+          session,
+          uid,
+          gid,
+          log,
+          signal,
+        });
+        if (code === 0 && output.length > 0) writePassword(output);
+        else output.fill(0);
+        return code;
+      }
+      dropPrivilegesForGood(uid, gid);
+      log.debug(`running as uid ${uid}, gid ${gid}`);
+    }
+    const password = await obtainPassword(opts, keys, {
+      log,
+      zone,
+      discover: await zeroconfDiscovery(opts, interfaces, log),
+      signal,
+      prepareServer: async (s) => {
+        if (!(await serverNeedsRoute(s))) return;
+        await session
+          .addTemporaryRoute(s.address, s.interfaceName!)
+          .catch((err: unknown) => log.info(`no temporary route to ${s.address}: ${errorMessage(err)}`));
+      },
+    });
+    writePassword(password);
+    return 0;
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+    await session.close();
   }
 }

@@ -14,35 +14,38 @@ export interface RunDeps {
   log: Logger;
   /** Zeroconf discovery; unused with --connect. */
   discover: Discover;
-  /** Called before connecting to a server that may need a route (global IPv6 via an interface). */
+  /** With --connect: the one interface to use as the address's zone, if any. */
+  zone: string | null;
+  /** Called before connecting to a discovered server (it may need a temporary route). */
   prepareServer?(s: ServerAddress): Promise<void>;
   signal: AbortSignal;
 }
 
 type Decrypter = (message: Buffer) => Promise<Buffer>;
 
+/** Unusable OpenPGP keys: fatal, as for Mandos, and reported once. */
+class KeyLoadError extends Error {}
+
 /** Load the OpenPGP keys; started early so it overlaps connecting. */
 async function makeDecrypter(keys: KeyMaterial): Promise<Decrypter> {
-  const pgp = await import("../pgp/index.js");
-  const loaded = await pgp.loadDecryptionKeys(keys.pgpPublic, keys.pgpSecret);
-  return (message) => pgp.decryptSecret(message, loaded);
+  try {
+    const pgp = await import("../pgp/index.js");
+    const loaded = await pgp.loadDecryptionKeys(keys.pgpPublic, keys.pgpSecret);
+    return (message) => pgp.decryptSecret(message, loaded);
+  } catch (err) {
+    throw new KeyLoadError(`cannot use the OpenPGP keys: ${errorMessage(err)}`);
+  }
 }
 
 export async function obtainPassword(opts: ClientOptions, keys: KeyMaterial, deps: RunDeps): Promise<Buffer> {
   const { log } = deps;
   const credentials = Credentials.rawKey(keys.tlsPublicPem, keys.tlsPrivatePem);
   const decrypter = makeDecrypter(keys);
-  // A bad OpenPGP key is fatal, as for Mandos: stop at once instead of retrying.
-  const keyFailure = decrypter.then(
-    () => new Promise<never>(() => {}),
-    (err: unknown) => Promise.reject(new Error(`cannot use the OpenPGP keys: ${errorMessage(err)}`)),
-  );
-  const timers = new Set<NodeJS.Timeout>();
-  const pool = new ServerPool(opts.retrySeconds * 1000, {
-    attempt: async (server, signal) => {
-      await deps.prepareServer?.(server);
-      log.debug(`trying ${describeServer(server)}`);
-      return fetchSecret(
+  // A bad OpenPGP key ends the run at once instead of retrying.
+  const keyFailure = decrypter.then(() => new Promise<never>(() => {}));
+  const attemptWith = async (server: ServerAddress, signal: AbortSignal) => {
+    try {
+      return await fetchSecret(
         server,
         {
           credentials,
@@ -54,6 +57,17 @@ export async function obtainPassword(opts: ClientOptions, keys: KeyMaterial, dep
         },
         signal,
       );
+    } catch (err) {
+      await decrypter; // unusable keys outrank whatever the server did
+      throw err;
+    }
+  };
+  const timers = new Set<NodeJS.Timeout>();
+  const pool = new ServerPool(opts.retrySeconds * 1000, {
+    attempt: async (server, signal) => {
+      if (!opts.connect) await deps.prepareServer?.(server);
+      log.debug(`trying ${describeServer(server)}`);
+      return attemptWith(server, signal);
     },
     setTimer: (ms, fn) => {
       const t = setTimeout(() => {
@@ -66,15 +80,14 @@ export async function obtainPassword(opts: ClientOptions, keys: KeyMaterial, dep
         timers.delete(t);
       };
     },
-    onFailure: (_server, err) => log.info(`${errorMessage(err)}; retrying in ${opts.retrySeconds} s`),
+    onFailure: (_server, err) => {
+      if (!(err instanceof KeyLoadError)) log.info(`${errorMessage(err)}; retrying in ${opts.retrySeconds} s`);
+    },
   });
 
   let discovery: { stop(): void } | null = null;
   if (opts.connect) {
-    const server: ServerAddress = { ...opts.connect };
-    const zone = opts.interfaces.filter((i) => i !== "none");
-    if (zone.length === 1) server.interfaceName = zone[0];
-    pool.add(server);
+    pool.add(deps.zone ? { ...opts.connect, interfaceName: deps.zone } : { ...opts.connect });
   } else {
     discovery = deps.discover(
       (s) => {

@@ -67,11 +67,12 @@ export async function handleConnection(socket: Socket, s: ConnectionSettings): P
       address: socket.remoteAddress ?? "",
       signal: closed.signal,
     });
-    if (grant === null || closed.signal.aborted) return;
-    conn.write(grant.secret);
+    if (closed.signal.aborted) return;
+    // Refused or not, end TLS properly, as Mandos does.
+    if (grant) conn.write(grant.secret);
     conn.close();
     conn = null;
-    grant.sent();
+    grant?.sent();
   } catch (err) {
     s.log.info(`${peer}: dropped: ${errorMessage(err)}`);
   } finally {
