@@ -1,0 +1,119 @@
+// Benchmark: time from a question file appearing to its answer datagram
+// arriving, for our password-agent and Debian's C password-agent (Mandos
+// 1.8), started the way systemd's path unit starts them (after the file
+// appears), with a client that prints its secret at once. Also measures
+// Node's bare start-up, which bounds what a Node agent can do.
+//
+// Needs root (mount namespace for /run/systemd/ask-password). Runs itself
+// again inside new mount+PID namespaces: node dist/bench/agent.js [RUNS]
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { bindDatagram } from "../src/sys/unix-dgram.js";
+import { monotonicMicros } from "../src/agent/host.js";
+
+const ASK_DIR = "/run/systemd/ask-password";
+const DEBIAN_AGENT = "/usr/lib/dracut/modules.d/90mandos/password-agent";
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const OURS = join(ROOT, "bin", "password-agent");
+const INNER = "MANDOS_BENCH_AGENT_INNER";
+const SECRET = "bench-secret-0123456789";
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const fmt = (x: number) => x.toFixed(1);
+
+function outer(): number {
+  if (process.getuid?.() !== 0) {
+    console.error("bench/agent: needs root (it mounts a tmpfs on /run/systemd/ask-password in a private namespace)");
+    return 1;
+  }
+  if (!existsSync(DEBIAN_AGENT)) {
+    console.error(`bench/agent: Debian's agent ${DEBIAN_AGENT} is missing (apt-get install mandos-client dracut-core)`);
+    return 1;
+  }
+  const r = spawnSync(
+    "unshare",
+    ["--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--mount-proc", process.execPath, fileURLToPath(import.meta.url), ...process.argv.slice(2)],
+    { stdio: "inherit", env: { ...process.env, [INNER]: "1" }, timeout: 10 * 60_000 },
+  );
+  return r.status ?? 1;
+}
+
+/** One run: question file appears → agent started → answer datagram received. */
+async function once(tag: string, command: string[]): Promise<number> {
+  const name = `bench-${tag}-${process.hrtime.bigint()}`;
+  const socket = join(ASK_DIR, `sck.${name}`);
+  const ask = join(ASK_DIR, `ask.${name}`);
+  const rx = bindDatagram(socket);
+  const tmp = join(ASK_DIR, `.#${name}`);
+  writeFileSync(
+    tmp,
+    `[Ask]\nPID=${process.pid}\nSocket=${socket}\nAcceptCached=0\nEcho=0\nNotAfter=${monotonicMicros() + 60_000_000n}\nMessage=bench\nId=cryptsetup:bench\n`,
+    { mode: 0o644 },
+  );
+  renameSync(tmp, ask);
+  const t0 = process.hrtime.bigint();
+  const child = spawn(command[0]!, command.slice(1), { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise((r) => child.on("close", r));
+  // Blocking wait on purpose: nothing else runs here, and it timestamps sharply.
+  const answer = rx.receive(10_000);
+  const elapsed = Number(process.hrtime.bigint() - t0) / 1e6;
+  rx.close();
+  unlinkSync(socket);
+  rmSync(ask, { force: true });
+  child.kill("SIGTERM"); // Debian's agent stays until NotAfter; ours leaves once the file is gone
+  await exited;
+  if (answer === null) throw new Error(`${tag}: no answer within 10 s; its stderr:\n${stderr}`);
+  // Both agents end the answer with a NUL, as systemd's own agents do.
+  if (answer.toString() !== `+${SECRET}\0`) throw new Error(`${tag}: wrong answer ${JSON.stringify(answer.toString())}`);
+  return elapsed;
+}
+
+async function inner(): Promise<number> {
+  const runs = Math.max(10, Number(process.argv[2] ?? 15) || 15);
+  mkdirSync(ASK_DIR, { recursive: true });
+  const m = spawnSync("mount", ["-t", "tmpfs", "-o", "mode=0755", "tmpfs", ASK_DIR], { encoding: "utf8" });
+  if (m.status !== 0) throw new Error(`mount: ${m.stderr}`);
+  const work = mkdtempSync(join(tmpdir(), "bench-agent-"));
+  chmodSync(work, 0o755); // the client runs as nobody
+  try {
+    // A stand-in for mandos-client that answers at once: the agents are measured, not the network.
+    const client = join(work, "client");
+    writeFileSync(client, `#!/bin/sh\nprintf '%s' '${SECRET}'\n`, { mode: 0o755 });
+    const ours = [process.execPath, OURS, "--", client];
+    const debian = [DEBIAN_AGENT, "--", client];
+
+    const nodeStart: number[] = [];
+    const t: Record<"ours" | "debian", number[]> = { ours: [], debian: [] };
+    await once("warm-ours", ours);
+    await once("warm-debian", debian);
+    for (let i = 0; i < runs; i++) {
+      // Alternate the order so neither always runs on a warmer machine.
+      const order = i % 2 ? (["debian", "ours"] as const) : (["ours", "debian"] as const);
+      for (const which of order) t[which].push(await once(which, which === "ours" ? ours : debian));
+      const s0 = process.hrtime.bigint();
+      spawnSync(process.execPath, ["-e", "0"], { stdio: "ignore" });
+      nodeStart.push(Number(process.hrtime.bigint() - s0) / 1e6);
+    }
+    const o = median(t.ours);
+    const d = median(t.debian);
+    const n = median(nodeStart);
+    console.log(`password-agent, question file to answer datagram, median of ${runs} runs each:`);
+    console.log(`ours ${fmt(o)}ms, debian ${fmt(d)}ms, difference ${fmt(o - d)}ms`);
+    console.log(`node bare start-up (node -e 0) ${fmt(n)}ms; ours over debian minus node start-up ${fmt(o - d - n)}ms (target <= 20ms: ${o - d <= n + 20 ? "met" : "missed"})`);
+    console.log(`ranges: ours ${fmt(Math.min(...t.ours))}-${fmt(Math.max(...t.ours))}ms, debian ${fmt(Math.min(...t.debian))}-${fmt(Math.max(...t.debian))}ms, node ${fmt(Math.min(...nodeStart))}-${fmt(Math.max(...nodeStart))}ms`);
+    return 0;
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+process.exitCode = process.env[INNER] ? await inner() : outer();

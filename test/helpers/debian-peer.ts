@@ -1,0 +1,342 @@
+// Debian's Mandos 1.8.16 programs as reference peers for interop tests:
+// keys from Debian's mandos-keygen, Debian's server on loopback (with the
+// private D-Bus "system" bus it insists on), and Debian's client.
+//
+//   const keys = await makeDebianKeys(dir);                 // RSA-4096 + Ed25519, ~2-4 s
+//   const section = await debianPasswordSection(dir, "pw", "client1");
+//   await using server = await startDebianServer({ clientsConf: section });
+//   const r = await runDebianClient(dir, server.port);       // r.stdout is the password
+//
+// Everything started here is stopped by stop() (or `await using`), which
+// also removes the server's temporary directory.
+import { spawn, type ChildProcess } from "node:child_process";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { isRoot, requires, run, type RunResult } from "./index.js";
+
+export const DEBIAN_SERVER = "/usr/sbin/mandos";
+export const DEBIAN_KEYGEN = "/usr/sbin/mandos-keygen";
+export const DEBIAN_CLIENT = "/usr/lib/x86_64-linux-gnu/mandos/plugins.d/mandos-client";
+export const DEBIAN_CTL = "/usr/sbin/mandos-ctl";
+
+/** Skip reason if Debian's server, client or keygen (or dbus-daemon) is missing. */
+export function debianPeerMissing(): string | false {
+  return requires({ files: [DEBIAN_SERVER, DEBIAN_KEYGEN, DEBIAN_CLIENT], commands: ["dbus-daemon", "gpg", "certtool"] });
+}
+
+function must(r: RunResult, what: string): RunResult {
+  if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code ?? r.signal}): ${r.stderr.trim().split("\n").slice(-3).join(" | ")}`);
+  return r;
+}
+
+/** Debian's default keys (RSA-4096 OpenPGP, Ed25519 TLS) in an existing directory. */
+export async function makeDebianKeys(dir: string, extraArgs: string[] = []): Promise<void> {
+  must(await run(DEBIAN_KEYGEN, ["--dir", dir, "--force", ...extraArgs], { timeoutMs: 120_000 }), "Debian mandos-keygen");
+}
+
+/**
+ * A clients.conf section from Debian's keygen for the keys in `dir`,
+ * encrypting `password` (written to a temporary file, exact bytes).
+ */
+export async function debianPasswordSection(dir: string, password: string | Buffer, name: string): Promise<string> {
+  const tmp = mkdtempSync(join(tmpdir(), "debian-pass-"));
+  try {
+    const passfile = join(tmp, "pass");
+    writeFileSync(passfile, password, { mode: 0o600 });
+    const r = must(
+      await run(DEBIAN_KEYGEN, ["--dir", dir, "--passfile", passfile, "--name", name, "--no-ssh"], { timeoutMs: 60_000 }),
+      "Debian mandos-keygen --passfile",
+    );
+    return r.stdout.toString();
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** The binary secret of a clients.conf section (its base64 continuation lines). */
+export function sectionSecret(section: string): Buffer {
+  const lines = section.split("\n");
+  const start = lines.findIndex((l) => /^secret\s*[=:]/.test(l));
+  if (start < 0) throw new Error("section has no secret");
+  let b64 = lines[start]!.replace(/^secret\s*[=:]\s*/, "");
+  for (const line of lines.slice(start + 1)) {
+    if (!/^\s+\S/.test(line)) break;
+    b64 += line.trim();
+  }
+  return Buffer.from(b64, "base64");
+}
+
+/** One value of a clients.conf section (first line only). */
+export function sectionValue(section: string, key: string): string | undefined {
+  const m = new RegExp(`^${key}\\s*=\\s*(.*)$`, "m").exec(section);
+  return m?.[1];
+}
+
+/** A free TCP port on ::1 (closed again, so a small race is possible). */
+export function freePort(host = "::1"): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, host, () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function exited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+/** Stop a process group we started: TERM, then KILL after `graceMs`. */
+async function stopGroup(child: ChildProcess, graceMs = 5000): Promise<void> {
+  if (child.pid === undefined || exited(child)) return;
+  const gone = new Promise<void>((r) => child.once("exit", () => r()));
+  try {
+    process.kill(-child.pid, "SIGTERM");
+  } catch {
+    return;
+  }
+  const timedOut = await Promise.race([gone.then(() => false), sleep(graceMs).then(() => true)]);
+  try {
+    // Also reaps forked children (Debian's server forks one per request).
+    process.kill(-child.pid, "SIGKILL");
+  } catch {
+    // already gone
+  }
+  if (timedOut) await Promise.race([gone, sleep(2000)]);
+}
+
+export interface PrivateBus {
+  /** Value for DBUS_SYSTEM_BUS_ADDRESS. */
+  address: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A private dbus-daemon acting as "the system bus" for processes given
+ * DBUS_SYSTEM_BUS_ADDRESS; never the machine's own bus. Its socket sits
+ * in `dir`, which must be reachable by users the peers drop to.
+ */
+export async function startPrivateBus(dir: string, timeoutMs = 10_000): Promise<PrivateBus> {
+  const socket = join(dir, "system_bus_socket");
+  const config = join(dir, "bus.conf");
+  writeFileSync(
+    config,
+    `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=${socket}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_type="method_call"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+`,
+  );
+  const child = spawn("dbus-daemon", ["--config-file", config, "--nofork", "--print-address"], {
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  const address = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error("dbus-daemon did not start")), timeoutMs);
+    child.stdout!.setEncoding("utf8");
+    child.stdout!.on("data", (d: string) => {
+      out += d;
+      if (out.includes("\n")) {
+        clearTimeout(timer);
+        resolve(out.split("\n")[0]!.trim());
+      }
+    });
+    child.stderr!.resume();
+    child.once("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`dbus-daemon exited (${code})`));
+    });
+  }).catch(async (err: unknown) => {
+    await stopGroup(child);
+    throw err;
+  });
+  return { address, stop: () => stopGroup(child) };
+}
+
+export interface DebianServerOptions {
+  /** Full clients.conf text (sections from mandos-keygen --passfile, etc.). */
+  clientsConf: string;
+  /** Provide the D-Bus API (use_dbus = True) on the private bus. */
+  dbus?: boolean;
+  /** Extra [DEFAULT] lines for mandos.conf, e.g. { priority: "..." }. */
+  serverConf?: Record<string, string>;
+  /** Extra environment for the server. */
+  env?: NodeJS.ProcessEnv;
+  /** How long to wait for it to listen. */
+  startTimeoutMs?: number;
+}
+
+export interface DebianServer {
+  port: number;
+  host: "::1";
+  /** The server's configdir/statedir (removed by stop()). */
+  dir: string;
+  /** DBUS_SYSTEM_BUS_ADDRESS of its private bus (for mandos-ctl etc.). */
+  busAddress: string;
+  /** The server's log so far, without Python's syslog-failure tracebacks. */
+  log(): string;
+  stop(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Whether something listens on [::1]:port (read from /proc, no connection made). */
+function listening(port: number): boolean {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+  let table = "";
+  try {
+    table = readFileSync("/proc/net/tcp6", "utf8");
+  } catch {
+    return false;
+  }
+  return table
+    .split("\n")
+    .some((l) => {
+      const f = l.trim().split(/\s+/);
+      return f[1] === `00000000000000000000000001000000:${hexPort}` && f[3] === "0A";
+    });
+}
+
+/**
+ * Without /dev/log, Python's logging prints a traceback for every record
+ * after the record itself reaches stderr; keep only the records.
+ */
+export function cleanServerLog(raw: string): string {
+  const out: string[] = [];
+  let skipping = false;
+  for (const line of raw.split("\n")) {
+    if (line === "--- Logging error ---") {
+      skipping = true;
+      continue;
+    }
+    if (skipping) {
+      if (line.startsWith("Arguments: ")) skipping = false;
+      continue;
+    }
+    out.push(line);
+  }
+  return out.join("\n");
+}
+
+export async function startDebianServer(opts: DebianServerOptions): Promise<DebianServer> {
+  const dir = mkdtempSync(join(tmpdir(), "debian-mandos-"));
+  // The server drops privileges (to _mandos) before it connects to the bus.
+  chmodSync(dir, 0o755);
+  let bus: PrivateBus | undefined;
+  let child: ChildProcess | undefined;
+  const chunks: string[] = [];
+  const stop = async () => {
+    if (child) await stopGroup(child);
+    if (bus) await bus.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    bus = await startPrivateBus(dir);
+    const port = await freePort();
+    const conf: Record<string, string> = {
+      address: "::1",
+      port: String(port),
+      use_dbus: opts.dbus ? "True" : "False",
+      zeroconf: "False",
+      ...opts.serverConf,
+    };
+    writeFileSync(join(dir, "mandos.conf"), "[DEFAULT]\n" + Object.entries(conf).map(([k, v]) => `${k} = ${v}\n`).join(""));
+    writeFileSync(join(dir, "clients.conf"), opts.clientsConf, { mode: 0o600 });
+    const args = ["--debug", "--configdir", dir, "--statedir", dir, "--no-zeroconf", "--no-restore"];
+    if (!opts.dbus) args.push("--no-dbus");
+    child = spawn(DEBIAN_SERVER, args, {
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+      env: { ...process.env, ...opts.env, DBUS_SYSTEM_BUS_ADDRESS: bus.address },
+    });
+    child.stdout!.setEncoding("utf8");
+    child.stderr!.setEncoding("utf8");
+    child.stdout!.on("data", (d: string) => chunks.push(d));
+    child.stderr!.on("data", (d: string) => chunks.push(d));
+    const started = child;
+    const deadline = Date.now() + (opts.startTimeoutMs ?? 20_000);
+    while (!listening(port)) {
+      if (exited(started)) throw new Error(`Debian mandos exited at start: ${cleanServerLog(chunks.join("")).trim().split("\n").slice(-3).join(" | ")}`);
+      if (Date.now() > deadline) throw new Error("Debian mandos did not listen in time");
+      await sleep(50);
+    }
+    return {
+      port,
+      host: "::1",
+      dir,
+      busAddress: bus.address,
+      log: () => cleanServerLog(chunks.join("")),
+      stop,
+      [Symbol.asyncDispose]: stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/**
+ * Debian's mandos-client against a server on ::1; stdout is the password.
+ *
+ * The client starts a gpg-agent in a fresh /run/tmp/mandosXXXXXX (or
+ * /tmp/...) and leaves both behind when it fails. As root we therefore run
+ * it in PID and mount namespaces of its own with a private tmpfs on /run:
+ * when it exits, the kernel ends the agent and the directory vanishes.
+ * (Key paths must not be under /run.)
+ */
+export function runDebianClient(
+  keysDir: string,
+  port: number,
+  opts: {
+    timeoutMs?: number;
+    extraArgs?: string[];
+    files?: Partial<Record<"pubkey" | "seckey" | "tlsPubkey" | "tlsPrivkey", string>>;
+    /** Default: true when root and unshare(1) exists. */
+    isolate?: boolean;
+  } = {},
+): Promise<RunResult> {
+  const f = opts.files ?? {};
+  const clientArgs = [
+    "--connect", `::1:${port}`,
+    "--pubkey", f.pubkey ?? join(keysDir, "pubkey.txt"),
+    "--seckey", f.seckey ?? join(keysDir, "seckey.txt"),
+    "--tls-pubkey", f.tlsPubkey ?? join(keysDir, "tls-pubkey.pem"),
+    "--tls-privkey", f.tlsPrivkey ?? join(keysDir, "tls-privkey.pem"),
+    "--interface", "none",
+    ...(opts.extraArgs ?? []),
+  ];
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const isolate = opts.isolate ?? (isRoot && !requires({ commands: ["unshare", "mount"] }));
+  if (!isolate) return run(DEBIAN_CLIENT, clientArgs, { timeoutMs });
+  return run(
+    "unshare",
+    [
+      "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child",
+      "sh", "-c", 'mount -t tmpfs -o mode=755 tmpfs /run && mkdir -m 700 /run/tmp && exec "$@"', "sh",
+      DEBIAN_CLIENT, ...clientArgs,
+    ],
+    { timeoutMs },
+  );
+}
