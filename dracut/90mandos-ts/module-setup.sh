@@ -1,0 +1,220 @@
+#!/bin/bash
+# dracut module "mandos-ts": the Mandos client and password agent
+# (the TypeScript reimplementation) for a systemd initramfs.  dracut
+# sources this file and calls check, depends, installkernel and install.
+#
+# Into the initramfs go: node and the libraries it links, our program
+# tree (compiled JavaScript, production node_modules with koffi's
+# native part), libgnutls.so.30 and what it links (koffi opens it at run
+# time, so dracut would not find it by itself), the agent's units and
+# mandos-generator, this host's Mandos client keys (readable by user
+# 65534 only), the Mandos network hooks with the files and kernel
+# modules they list, and network drivers.
+#
+# Variables (environment or dracut.conf):
+#   mandos_ts_sysroot  read the installed files below this directory
+#                      instead of /, e.g. a DESTDIR staging tree in
+#                      tests; paths inside the initramfs do not change.
+
+# dracut sets initdir, systemdutildir, systemdsystemunitdir, SYSTEMCTL...
+# shellcheck disable=SC2154
+
+# install-system.sh rewrites this line to its PREFIX.
+mandos_ts_prefix=/usr
+
+# The password agent runs the client as this user and group (its
+# default); the keys in the initramfs belong to them.
+mandos_ts_uid=65534
+mandos_ts_gid=65534
+
+mandos_ts_libdir() { echo "$mandos_ts_prefix/lib/mandos-ts"; }
+
+# A file of the installed tree as found on the building host.
+mandos_ts_source() { echo "${mandos_ts_sysroot:-}$1"; }
+
+mandos_ts_keydir() {
+    local dir
+    for dir in /etc/keys/mandos /etc/mandos/keys; do
+        if [[ -d $dir ]]; then
+            echo "$dir"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# The node binary the launchers name in their "#!" line.
+mandos_ts_node() {
+    local line
+    read -r line < "$(mandos_ts_source "$(mandos_ts_libdir)")/password-agent" || return 1
+    echo "${line#\#!}"
+}
+
+# Network hooks follow mandos-client(8mandos): an executable file named
+# with letters, digits, "_", "." and "-" only.
+mandos_ts_hookdir=/etc/mandos/network-hooks.d
+mandos_ts_hooks() { # prints the hooks' paths; with "-x", executable ones only
+    local hook name
+    for hook in "$mandos_ts_hookdir"/*; do
+        name=${hook##*/}
+        [[ -e $hook && ! -d $hook ]] || continue
+        [[ $name == *[!A-Za-z0-9_.-]* ]] && continue
+        [[ $1 == -x && ! -x $hook ]] && continue
+        echo "$hook"
+    done
+}
+
+# Runs a hook in a listing mode ("files" or "modules").
+mandos_ts_hook_list() {
+    MANDOSNETHOOKDIR=$mandos_ts_hookdir MODE=$2 VERBOSITY=0 "$1" "$2" < /dev/null
+}
+
+# dracut only looks for the libraries that executable files link, and
+# shared objects are not executable: install a library with everything
+# it links (ldd lists them all, not only the direct ones).
+mandos_ts_inst_library() { # SOURCE [TARGET]
+    local dep
+    inst_library "$@" || return 1
+    while read -r dep; do
+        inst_library "$dep" || return 1
+    done < <(ldd "$1" 2> /dev/null | sed -n 's/.*=> \(\/[^ ]*\) (0x.*/\1/p')
+}
+
+mandos_ts_find_library() { # NAME: its path in the first of dracut's libdirs holding it
+    local dir
+    for dir in ${libdirs:-/lib64 /usr/lib64 /lib /usr/lib}; do
+        if [[ -e $dir/$1 ]]; then
+            echo "$dir/$1"
+            return 0
+        fi
+    done
+    return 1
+}
+
+check() {
+    # The image holds the host's secret keys: a generic image would
+    # copy one host's keys into an image meant for any host.
+    if [[ -z ${hostonly:-} ]]; then
+        derror "mandos-ts: refusing to build a generic (non-hostonly) initramfs: it would contain this host's Mandos client keys; build with --hostonly"
+        return 1
+    fi
+    if ! mandos_ts_keydir > /dev/null; then
+        dwarning "mandos-ts: no Mandos client keys in /etc/keys/mandos or /etc/mandos/keys (see mandos-keygen(8))"
+        return 1
+    fi
+    local agent
+    agent=$(mandos_ts_source "$(mandos_ts_libdir)")/password-agent
+    if [[ ! -x $agent ]]; then
+        dwarning "mandos-ts: $agent not found; run \"npm run install-system\""
+        return 1
+    fi
+    local node
+    node=$(mandos_ts_node)
+    if [[ ! -x $node ]]; then
+        dwarning "mandos-ts: node ($node, named by $agent) not found"
+        return 1
+    fi
+    # Debian's own 90mandos (package mandos-client) also offers itself
+    # when keys exist; where it is present, be chosen only on request
+    # (--add mandos-ts), so that the two agents never both run.
+    if [[ -d ${dracutbasedir:-/usr/lib/dracut}/modules.d/90mandos ]]; then
+        return 255
+    fi
+    return 0
+}
+
+depends() {
+    echo systemd crypt
+}
+
+installkernel() {
+    # The host's network drivers (all of them if not hostonly), and
+    # IPv6 for link-local addresses.
+    instmods "=drivers/net"
+    hostonly='' instmods ipv6
+    local hook module
+    while read -r hook; do
+        while read -r module; do
+            [[ -n $module ]] && hostonly='' instmods "$module"
+        done < <(mandos_ts_hook_list "$hook" modules)
+    done < <(mandos_ts_hooks -x)
+}
+
+install() {
+    local libdir source_libdir node file
+    libdir=$(mandos_ts_libdir)
+    source_libdir=$(mandos_ts_source "$libdir")
+    node=$(mandos_ts_node)
+
+    inst_binary "$node" || return 1
+    # koffi's native module, then the rest of the tree as it is.
+    while read -r file; do
+        mandos_ts_inst_library "$file" "$libdir/${file#"$source_libdir"/}" || return 1
+    done < <(find "$source_libdir" -type f -name '*.node')
+    mkdir -p "$initdir$libdir"
+    cp -R -p -n "$source_libdir/." "$initdir$libdir/"
+    # koffi opens GnuTLS at run time: no ELF dependency leads to it.
+    local gnutls
+    gnutls=$(mandos_ts_find_library libgnutls.so.30)
+    if [[ -z $gnutls ]]; then
+        derror "mandos-ts: libgnutls.so.30 not found (install libgnutls30)"
+        return 1
+    fi
+    mandos_ts_inst_library "$gnutls" || return 1
+    # The generator's tools, and iproute2's ip, which the client runs to
+    # bring interfaces up and add routes.
+    inst_multiple sed mkdir ln
+    inst_multiple -o ip || dwarning "mandos-ts: iproute2's ip not found; the client cannot bring interfaces up"
+
+    # Units and the generator
+    local unit
+    for unit in ask-password-mandos.path ask-password-mandos.service; do
+        inst_simple "$(mandos_ts_source "$mandos_ts_prefix/lib/systemd/system/$unit")" \
+            "$systemdsystemunitdir/$unit" || return 1
+    done
+    inst_script "$(mandos_ts_source "$mandos_ts_prefix/lib/systemd/system-generators/mandos-generator")" \
+        "$systemdutildir/system-generators/mandos-generator" || return 1
+    $SYSTEMCTL -q --root "$initdir" enable ask-password-mandos.path
+    # The administrator's drop-ins (e.g. MANDOS_CLIENT_OPTIONS=...)
+    local dropins=/etc/systemd/system/ask-password-mandos.service.d
+    if [[ -d $dropins ]]; then
+        inst_dir "$dropins"
+        inst_multiple -o "$dropins"/*.conf
+    fi
+
+    # Client keys, for the client's user only
+    local keydir keys=/etc/mandos/keys name
+    keydir=$(mandos_ts_keydir)
+    inst_dir "$keys"
+    for file in "$keydir"/*; do
+        name=${file##*/}
+        [[ -f $file ]] || continue
+        case $name in
+            *~ | .* | \#*\# | *.dpkg-old | *.dpkg-bak | *.dpkg-new | *.dpkg-dist | *.dpkg-divert) continue ;;
+        esac
+        inst_simple "$file" "$keys/$name" || return 1
+        chown "$mandos_ts_uid:$mandos_ts_gid" "$initdir$keys/$name"
+        chmod 0400 "$initdir$keys/$name"
+    done
+    chown "$mandos_ts_uid:$mandos_ts_gid" "$initdir$keys"
+    chmod 0500 "$initdir$keys"
+
+    # Network hooks and the files they ask for ("FILE [TARGET]" lines)
+    local hook target
+    while read -r hook; do
+        inst_simple "$hook" "/lib/mandos/network-hooks.d/${hook##*/}"
+        [[ -x $hook ]] || continue
+        while read -r file target; do
+            [[ -n $file ]] || continue
+            if [[ ! -e $file ]]; then
+                dwarning "mandos-ts: file $file, asked for by network hook ${hook##*/}, not found"
+                continue
+            fi
+            if [[ -n $target ]]; then
+                inst "$file" "$target"
+            else
+                inst "$file"
+            fi
+        done < <(mandos_ts_hook_list "$hook" files)
+    done < <(mandos_ts_hooks)
+}

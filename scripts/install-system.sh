@@ -1,0 +1,199 @@
+#!/bin/bash
+# Installs the built programs and their systemd, dracut, D-Bus and man
+# page files: `npm run install-system` after `npx tsc -p tsconfig.json`.
+#
+#   PREFIX   installation prefix (default /usr)
+#   DESTDIR  staging root prepended to every path (default: none)
+#   NODE     node binary the launchers run (default: `command -v node`)
+#
+# Layout (all under $DESTDIR$PREFIX):
+#   lib/mandos-ts/            dist/src, production node_modules, package.json,
+#                             launchers mandos, mandos-client, mandos-ctl,
+#                             mandos-keygen, password-agent
+#   sbin/mandos{,-ctl,-keygen} symbolic links to those launchers
+#   lib/systemd/system/       units/*.service, *.socket, *.path
+#   lib/systemd/system-generators/mandos-generator
+#   lib/dracut/modules.d/90mandos-ts/
+#   lib/sysusers.d/mandos-ts.conf, lib/tmpfiles.d/mandos-ts.conf
+#   share/dbus-1/system.d/mandos.conf
+#   share/man/manN/           man/*
+# Re-running replaces what an earlier run installed; nothing outside
+# $DESTDIR$PREFIX is touched.
+set -euo pipefail
+umask 022
+
+die() {
+	echo "install-system: $*" >&2
+	exit 1
+}
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PREFIX=${PREFIX:-/usr}
+DESTDIR=${DESTDIR:-}
+case $PREFIX in
+/*) ;;
+*) die "PREFIX must be an absolute path, not \"$PREFIX\"" ;;
+esac
+PREFIX=${PREFIX%/}
+[ -n "$PREFIX" ] || die "PREFIX must not be /"
+case $PREFIX$DESTDIR in
+*[!A-Za-z0-9_./-]*) die "PREFIX and DESTDIR may only contain A-Z a-z 0-9 _ . / -" ;;
+esac
+NODE=${NODE:-$(command -v node || true)}
+[ -n "$NODE" ] || die "node not found; set NODE=/path/to/node"
+case $NODE in
+/*) ;;
+*) die "NODE must be an absolute path, not \"$NODE\"" ;;
+esac
+
+[ -d "$repo/dist/src" ] ||
+	die "$repo/dist/src is missing: build first with \`npx tsc -p tsconfig.json\` (or \`npm run build\`)"
+koffi_native=node_modules/@koromix/koffi-linux-x64
+[ -d "$repo/$koffi_native" ] ||
+	die "$repo/$koffi_native is missing: install the dependencies first (npm ci)"
+
+dest=$DESTDIR$PREFIX
+libdir=$dest/lib/mandos-ts
+
+# Programs: launcher name -> folder under dist/src.
+declare -A programs=(
+	[mandos]=server
+	[mandos-client]=client
+	[mandos-ctl]=ctl
+	[mandos-keygen]=keygen
+	[password-agent]=agent
+)
+
+# --- The program tree -------------------------------------------------
+rm -rf "$libdir"
+mkdir -p "$libdir/dist" "$libdir/node_modules"
+cp -R "$repo/dist/src" "$libdir/dist/src"
+install -m 0644 "$repo/package.json" "$libdir/package.json"
+# The client runs no network hooks itself when systemd runs them as
+# units; the agent's service points it at this empty directory.
+mkdir -p "$libdir/no-network-hooks.d"
+
+for program in "${!programs[@]}"; do
+	main=dist/src/${programs[$program]}/main.js
+	[ -f "$repo/$main" ] ||
+		echo "install-system: warning: $main is not built; $program will not run" >&2
+	# ESM: package.json's "type": "module" applies to this extensionless
+	# file, and the import resolves against its real path, so the
+	# sbin links below work too.
+	printf '#!%s\nimport "./%s";\n' "$NODE" "$main" >"$libdir/$program"
+	chmod 0755 "$libdir/$program"
+done
+
+# Production dependencies, as recorded in package-lock.json and present
+# in node_modules (skips dev-only and uninstalled optional packages).
+# Only linux-x64 of koffi's per-platform native packages is kept.
+production_packages() {
+	"$NODE" -e '
+		const lock = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+		for (const [path, pkg] of Object.entries(lock.packages ?? {}))
+			if (path.startsWith("node_modules/") && !pkg.dev) console.log(path);
+	' "$repo/package-lock.json"
+}
+while read -r package; do
+	case $package in
+	*/node_modules/*) continue ;; # copied with the package it is nested in
+	node_modules/@koromix/koffi-*) [ "$package" = "$koffi_native" ] || continue ;;
+	esac
+	[ -d "$repo/$package" ] || continue
+	mkdir -p "$(dirname "$libdir/$package")"
+	cp -R "$repo/$package" "$libdir/$package"
+done < <(production_packages)
+
+# Prune what no program loads at run time: documentation, type
+# declarations, source maps, tests, examples, C++ sources and build
+# helpers, other libc builds and the browser builds of openpgp.
+modules=$libdir/node_modules
+find "$modules" \( -type d \( -name test -o -name tests -o -name example -o -name examples \
+	-o -name doc -o -name docs -o -name typings -o -name .github \) -prune -exec rm -rf {} + \)
+find "$modules" -type f \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \
+	-o -name '*.md' -o -name '*.markdown' -o -name '.travis.yml' -o -name appveyor.yml \
+	-o -name .npmignore -o -name .yarnrc.yml -o -name 'tsconfig*.json' \) ! -iname 'licen[cs]e*' -delete
+rm -rf "$modules/koffi/vendor" "$modules/koffi/lib" "$modules/koffi/cnoke.cjs" \
+	"$modules/koffi/src/koffi/CMakeLists.txt" "$libdir/$koffi_native/musl_x64"
+find "$modules/koffi/src" -type f \( -name '*.cc' -o -name '*.hh' -o -name '*.inc' -o -name '*.def' \
+	-o -name '*.S' -o -name '*.asm' \) -delete
+if [ -d "$modules/openpgp/dist/node" ]; then
+	# Node's "import" loads dist/node/openpgp.mjs, "require" openpgp.min.cjs.
+	find "$modules/openpgp/dist" -mindepth 1 -maxdepth 1 ! -name node -exec rm -rf {} +
+	rm -rf "$modules/openpgp/lightweight" "$modules/openpgp/dist/node/openpgp.cjs" \
+		"$modules/openpgp/dist/node/openpgp.min.mjs"
+fi
+find "$modules" -depth -type d -empty -delete
+# Nothing in node_modules is run as a program; executable scripts there
+# would make dracut pull in their interpreters (#!/usr/bin/env node).
+find "$modules" -type f -perm /111 -exec chmod a-x {} +
+[ -f "$libdir/$koffi_native/linux_x64/koffi.node" ] ||
+	die "koffi's native module for linux-x64 is missing from $koffi_native"
+
+# --- Launchers in sbin ------------------------------------------------
+mkdir -p "$dest/sbin"
+for program in mandos mandos-ctl mandos-keygen; do
+	ln -sfn "../lib/mandos-ts/$program" "$dest/sbin/$program"
+done
+
+# --- systemd, D-Bus, sysusers, tmpfiles -------------------------------
+# Units and the dracut module name /usr paths; follow PREFIX.
+relocate() {
+	sed -e "s#/usr/lib/mandos-ts#$PREFIX/lib/mandos-ts#g" \
+		-e "s#/usr/sbin/mandos#$PREFIX/sbin/mandos#g" \
+		-e "s#^mandos_ts_prefix=/usr\$#mandos_ts_prefix=$PREFIX#" "$1"
+}
+install_file() { # MODE SOURCE TARGET, relocated
+	mkdir -p "$(dirname "$3")"
+	relocate "$2" >"$3.tmp"
+	chmod "$1" "$3.tmp"
+	mv -f "$3.tmp" "$3"
+}
+
+unitdir=$dest/lib/systemd/system
+for unit in "$repo"/units/*; do
+	case $unit in
+	*.service | *.socket | *.path | *.timer | *.target | *.mount)
+		install_file 0644 "$unit" "$unitdir/${unit##*/}"
+		;;
+	esac
+done
+if [ -f "$repo/units/dbus-mandos.conf" ]; then
+	install_file 0644 "$repo/units/dbus-mandos.conf" "$dest/share/dbus-1/system.d/mandos.conf"
+fi
+install_file 0755 "$repo/generators/mandos-generator" \
+	"$dest/lib/systemd/system-generators/mandos-generator"
+
+mkdir -p "$dest/lib/sysusers.d" "$dest/lib/tmpfiles.d"
+cat >"$dest/lib/sysusers.d/mandos-ts.conf" <<'EOF'
+# The Mandos server (mandos.service) runs as this user.
+u mandos - "Mandos password server" /var/lib/mandos
+EOF
+cat >"$dest/lib/tmpfiles.d/mandos-ts.conf" <<'EOF'
+# The Mandos server's state (client checkers, timeouts) across restarts.
+d /var/lib/mandos 0700 mandos mandos -
+EOF
+chmod 0644 "$dest/lib/sysusers.d/mandos-ts.conf" "$dest/lib/tmpfiles.d/mandos-ts.conf"
+
+# --- dracut module ----------------------------------------------------
+moduledir=$dest/lib/dracut/modules.d/90mandos-ts
+rm -rf "$moduledir"
+for file in "$repo"/dracut/90mandos-ts/*; do
+	mode=0644
+	[ ! -x "$file" ] || mode=0755
+	install_file "$mode" "$file" "$moduledir/${file##*/}"
+done
+
+# --- man pages --------------------------------------------------------
+for page in "$repo"/man/*; do
+	[ -f "$page" ] || continue
+	name=${page##*/}
+	section=${name##*.}
+	section=${section:0:1}
+	case $section in
+	[1-9]) install -D -m 0644 "$page" "$dest/share/man/man$section/$name" ;;
+	*) echo "install-system: warning: skipping $page (no man section in its name)" >&2 ;;
+	esac
+done
+
+echo "install-system: installed into ${DESTDIR:+$DESTDIR (staging) }$PREFIX"

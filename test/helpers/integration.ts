@@ -1,0 +1,139 @@
+// Rigs for the systemd/dracut integration tests: a staged install
+// (`npm run install-system` into a temporary DESTDIR), running the
+// generator by hand, reading the trees they produce, and the kernel that
+// dracut can build for.
+import { spawn, type SpawnOptions } from "node:child_process";
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT, tempDir, which, type RunResult } from "./index.js";
+
+/**
+ * Like index.ts's run(), but with standard input closed from the start:
+ * writing to the stdin pipe of a program that exits at once (as the
+ * generator does) raises an uncaught EPIPE there.
+ */
+export function run(cmd: string, args: string[], opts: SpawnOptions & { timeoutMs?: number } = {}): Promise<RunResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, args, { ...opts, stdio: ["ignore", "pipe", "pipe"] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout!.on("data", (d: Buffer) => out.push(d));
+    child.stderr!.on("data", (d: Buffer) => err.push(d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 30_000);
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolvePromise({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() });
+    });
+  });
+}
+
+export const GENERATOR = join(ROOT, "generators", "mandos-generator");
+export const INSTALL_SCRIPT = join(ROOT, "scripts", "install-system.sh");
+export const AGENT_UNITS = ["ask-password-mandos.path", "ask-password-mandos.service"] as const;
+
+/** Why install-system cannot run here, or false. */
+export function needsBuild(): string | false {
+  if (!existsSync(join(ROOT, "dist", "src"))) return "needs the build (npx tsc -p tsconfig.json)";
+  if (!existsSync(join(ROOT, "node_modules", "@koromix", "koffi-linux-x64"))) return "needs node_modules (npm ci)";
+  if (!which("npm")) return "needs npm";
+  return false;
+}
+
+export interface Staged {
+  /** The DESTDIR. */
+  path: string;
+  result: RunResult;
+  cleanup(): void;
+}
+
+/** `npm run install-system`'s script into a fresh DESTDIR (PREFIX as given). */
+export async function installStaged(env: NodeJS.ProcessEnv = {}): Promise<Staged> {
+  const dir = tempDir("mandos-install-");
+  try {
+    const result = await installInto(dir.path, env);
+    if (result.code !== 0) throw new Error(`install-system failed (${result.code}): ${result.stderr}`);
+    return { path: dir.path, result, cleanup: dir.cleanup };
+  } catch (err) {
+    dir.cleanup();
+    throw err;
+  }
+}
+
+/** `npm run install-system` with DESTDIR (and env); with `script`, that copy of the script run directly. */
+export function installInto(destdir: string, env: NodeJS.ProcessEnv = {}, script?: string): Promise<RunResult> {
+  const opts = { cwd: ROOT, env: { ...process.env, DESTDIR: destdir, ...env }, timeoutMs: 120_000 };
+  return script ? run("bash", [script], opts) : run("npm", ["run", "--silent", "install-system"], opts);
+}
+
+export interface GeneratorRun {
+  result: RunResult;
+  normal: string;
+  early: string;
+  late: string;
+  /** Every file and link the generator wrote, relative to its directory, with content or target. */
+  files: Record<string, string>;
+}
+
+/** Runs the generator as systemd would (three output directories), in a fresh temporary directory. */
+export async function runGenerator(
+  base: string,
+  env: NodeJS.ProcessEnv,
+  generator = GENERATOR,
+): Promise<GeneratorRun> {
+  const normal = join(base, "normal");
+  const early = join(base, "early");
+  const late = join(base, "late");
+  // A clean environment, as at boot: only what the test passes in.
+  const result = await run(generator, [normal, early, late], {
+    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", ...env },
+    timeoutMs: 10_000,
+  });
+  const files: Record<string, string> = {};
+  for (const [name, dir] of [["normal", normal], ["early", early], ["late", late]] as const) {
+    for (const [rel, value] of Object.entries(readTree(dir))) files[`${name}/${rel}`] = value;
+  }
+  return { result, normal, early, late, files };
+}
+
+/**
+ * A directory's files as relative path → content (text), symlinks as
+ * "-> target", directories left out. Missing directory: empty.
+ */
+export function readTree(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!existsSync(dir)) return out;
+  const walk = (rel: string) => {
+    for (const entry of readdirSync(join(dir, rel))) {
+      const relPath = rel ? `${rel}/${entry}` : entry;
+      const full = join(dir, relPath);
+      const st = lstatSync(full);
+      if (st.isSymbolicLink()) out[relPath] = `-> ${readlinkSync(full)}`;
+      else if (st.isDirectory()) walk(relPath);
+      else out[relPath] = readFileSync(full, "utf8");
+    }
+  };
+  walk("");
+  return out;
+}
+
+/** The `Key=value` lines of a unit file (comments and section headers dropped), in order. */
+export function unitSettings(text: string): string[] {
+  return text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !l.startsWith("#") && !l.startsWith("["));
+}
+
+/** A kernel with modules that dracut can build an image for, newest first, or null. */
+export function dracutKernel(): string | null {
+  if (!existsSync("/lib/modules")) return null;
+  const kvers = readdirSync("/lib/modules")
+    .filter((k) => existsSync(join("/lib/modules", k, "modules.dep")) || existsSync(join("/lib/modules", k, "modules.order")))
+    .sort()
+    .reverse();
+  return kvers[0] ?? null;
+}

@@ -1,0 +1,261 @@
+// The dracut module builds a real initramfs (one build, ~30-90 s) from a
+// staged install, without writing to the real /usr: dracut's own files are
+// copied to a work directory with our module added (dracutbasedir=), and
+// the module reads the staged tree (mandos_ts_sysroot=). The host's Mandos
+// keys and network hooks stay untouched: in a private mount namespace,
+// tmpfs mounts over /etc/keys/mandos and /etc/mandos/network-hooks.d hold
+// test keys (dummy, non-secret) and test hooks.
+//
+// The image is then listed (lsinitrd) and unpacked, and what the boot
+// needs is run *inside* it with chroot: node loading koffi and GnuTLS, the
+// agent and the client, and the generator, end to end through
+// `systemd-analyze verify --generators=yes --root=IMAGE`.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { requires, tempDir } from "../helpers/index.js";
+import { dracutKernel, installStaged, needsBuild, run, unitSettings } from "../helpers/integration.js";
+
+const KVER = dracutKernel();
+const DRACUT_BASE = "/usr/lib/dracut";
+const KEYS = ["pubkey.txt", "seckey.txt", "tls-pubkey.pem", "tls-privkey.pem"];
+const GNUTLS = "libgnutls.so.30";
+
+const skip =
+  needsBuild() ||
+  requires({
+    root: true,
+    commands: ["dracut", "lsinitrd", "unshare", "mount", "cpio", "chroot", "ldd", "systemd-analyze"],
+    // Mount points for the test keys and hooks (the mandos-client package makes them).
+    files: [DRACUT_BASE, "/etc/keys/mandos", "/etc/mandos/network-hooks.d"],
+  }) ||
+  (KVER === null && "needs a kernel with modules in /lib/modules (apt-get install linux-image-amd64)");
+
+/** The network hook used in the build: it logs how dracut's module calls it. */
+function hookScript(log: string, data: string): string {
+  return `#!/bin/sh
+echo "$1 MODE=$MODE VERBOSITY=$VERBOSITY MANDOSNETHOOKDIR=$MANDOSNETHOOKDIR" >> ${log}
+case "$1" in
+files)
+  echo /usr/bin/cpio
+  echo ${data} /etc/mandos-test/hook-data
+  ;;
+modules) echo 8021q ;;
+esac
+exit 0
+`;
+}
+
+/** lsinitrd's listing as path → "mode owner" (e.g. "-r-------- nobody"). */
+function parseListing(text: string): Map<string, { mode: string; owner: string; size: number }> {
+  const entries = new Map<string, { mode: string; owner: string; size: number }>();
+  for (const line of text.split("\n")) {
+    const m = /^([-dlcbps][-rwxsStT]{9})\s+\d+\s+(\S+)\s+\S+\s+(\d+)\s+\w{3}\s+\d+\s+[\d:]+\s+(.+)$/.exec(line);
+    if (!m) continue;
+    const path = m[4]!.replace(/ -> .*$/, "");
+    entries.set(path, { mode: m[1]!, owner: m[2]!, size: Number(m[3]) });
+  }
+  return entries;
+}
+
+test("dracut builds a host-only initramfs with everything the agent needs", { skip, timeout: 600_000 }, async (t) => {
+  const staged = await installStaged();
+  const work = tempDir("mandos-dracut-");
+  try {
+    const w = work.path;
+    const dracutBase = join(w, "dracut");
+    cpSync(DRACUT_BASE, dracutBase, { recursive: true, verbatimSymlinks: true });
+    cpSync(join(staged.path, "usr/lib/dracut/modules.d/90mandos-ts"), join(dracutBase, "modules.d/90mandos-ts"), {
+      recursive: true,
+    });
+    const keys = join(w, "keys");
+    mkdirSync(keys);
+    for (const k of KEYS) writeFileSync(join(keys, k), `dummy test key ${k}\n`, { mode: 0o600 });
+    const hooks = join(w, "hooks");
+    const hookLog = join(w, "hook.log");
+    const hookData = join(w, "hook-data");
+    writeFileSync(hookData, "data a hook asked for\n");
+    mkdirSync(hooks);
+    for (const name of ["10-vlan", "bad@name", "10-vlan~"]) {
+      writeFileSync(join(hooks, name), hookScript(hookLog, hookData));
+      chmodSync(join(hooks, name), 0o755);
+    }
+    writeFileSync(join(hooks, "vlan.conf"), "id=5\n");
+
+    const image = join(w, "initrd.img");
+    const dracutEnv = { ...process.env, mandos_ts_sysroot: staged.path, dracutbasedir: dracutBase };
+    // Only inside the namespace do the tmpfs mounts hide the host's keys and hooks.
+    const inNamespace = (dracutArgs: string) =>
+      run(
+        "unshare",
+        ["--mount", "--propagation", "private", "sh", "-ec",
+          `mount -t tmpfs -o mode=0700 tmpfs /etc/keys/mandos
+           cp -a "${keys}/." /etc/keys/mandos/
+           mount -t tmpfs tmpfs /etc/mandos/network-hooks.d
+           cp -a "${hooks}/." /etc/mandos/network-hooks.d/
+           exec dracut --force --no-compress --no-early-microcode --tmpdir "${w}" --kver "${KVER}" ${dracutArgs}`],
+        { env: dracutEnv, timeoutMs: 400_000 },
+      );
+
+    await t.test("a non-hostonly build is refused with a clear message", async () => {
+      const refused = await inNamespace(`--no-hostonly --omit "plymouth mandos" --add "systemd mandos-ts" "${join(w, "generic.img")}"`);
+      assert.notEqual(refused.code, 0);
+      assert.match(refused.stderr, /mandos-ts: refusing to build a generic \(non-hostonly\) initramfs: .*build with --hostonly/);
+      assert.ok(!existsSync(join(w, "generic.img")));
+    });
+
+    const started = Date.now();
+    const build = await inNamespace(`--hostonly --omit "plymouth mandos" --add "systemd mandos-ts" "${image}"`);
+    assert.equal(build.code, 0, build.stderr.slice(-4000));
+    assert.match(build.stderr, /Including module: mandos-ts/);
+    t.diagnostic(`dracut build took ${Math.round((Date.now() - started) / 1000)} s, image ${statSync(image).size} bytes`);
+
+    const listing = await run("lsinitrd", [image], { timeoutMs: 120_000 });
+    assert.equal(listing.code, 0, listing.stderr);
+    const entries = parseListing(listing.stdout.toString());
+    const has = (path: string) => assert.ok(entries.has(path), `${path} missing from the image`);
+
+    await t.test("node, our program tree and koffi's native part", () => {
+      const launcher = readFileSync(join(staged.path, "usr/lib/mandos-ts/password-agent"), "utf8");
+      const node = launcher.slice(2, launcher.indexOf("\n"));
+      has(node.slice(1));
+      for (const path of ["password-agent", "mandos-client", "dist/src/agent/main.js", "dist/src/client/main.js",
+        "package.json", "node_modules/koffi/package.json", "node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node",
+        "node_modules/openpgp/dist/node/openpgp.mjs", "node_modules/bonjour-service/package.json", "no-network-hooks.d"]) {
+        has(`usr/lib/mandos-ts/${path}`);
+      }
+      assert.match(entries.get("usr/lib/mandos-ts/password-agent")!.mode, /^-rwxr-xr-x/);
+      assert.ok(!entries.has("usr/bin/env"), "no interpreter pulled in by node_modules scripts");
+    });
+
+    await t.test("GnuTLS and every library it links", async () => {
+      const libs = [...entries.keys()].filter((p) => p.endsWith(`/${GNUTLS}`));
+      assert.equal(libs.length, 1, `one ${GNUTLS}: ${libs.join(" ")}`);
+      const ldd = await run("ldd", [`/${libs[0]!}`]);
+      const deps = [...ldd.stdout.toString().matchAll(/=> (\/\S+)/g)].map((m) => m[1]!.split("/").pop()!);
+      assert.ok(deps.length >= 5, ldd.stdout.toString());
+      const names = new Set([...entries.keys()].map((p) => p.split("/").pop()));
+      for (const dep of deps) assert.ok(names.has(dep), `${dep} (linked by ${GNUTLS}) missing`);
+    });
+
+    await t.test("the keys, readable by user 65534 only", () => {
+      assert.match(entries.get("etc/mandos/keys")!.mode, /^dr-x------/);
+      for (const k of KEYS) {
+        const e = entries.get(`etc/mandos/keys/${k}`);
+        assert.ok(e, k);
+        assert.equal(e.mode, "-r--------", k);
+        assert.match(e.owner, /^(nobody|65534)$/, k);
+      }
+    });
+
+    await t.test("units, the enabled path unit, the generator and the client's tools", () => {
+      has("usr/lib/systemd/system/ask-password-mandos.path");
+      has("usr/lib/systemd/system/ask-password-mandos.service");
+      has("etc/systemd/system/sysinit.target.wants/ask-password-mandos.path");
+      has("usr/lib/systemd/system-generators/mandos-generator");
+      assert.match(entries.get("usr/lib/systemd/system-generators/mandos-generator")!.mode, /^-rwxr-xr-x/);
+      has("usr/bin/sed");
+      if (existsSync("/usr/bin/ip") || existsSync("/sbin/ip")) {
+        assert.ok([...entries.keys()].some((p) => /(^|\/)s?bin\/ip$/.test(p)), "iproute2's ip");
+      }
+    });
+
+    await t.test("network hooks with the files and kernel modules they list, and network drivers", () => {
+      has("usr/lib/mandos/network-hooks.d/10-vlan");
+      has("usr/lib/mandos/network-hooks.d/vlan.conf");
+      assert.ok(![...entries.keys()].some((p) => /bad@name|10-vlan~/.test(p)), "badly named hooks are left out");
+      has("usr/bin/cpio");
+      has("etc/mandos-test/hook-data");
+      const modules = [...entries.keys()].filter((p) => p.startsWith(`usr/lib/modules/${KVER}/kernel/`));
+      assert.ok(modules.some((p) => /\/8021q\.ko/.test(p)), "8021q, from the hook's modules list");
+      assert.ok(modules.some((p) => /\/drivers\/net\/.*\.ko/.test(p)), "a network driver");
+      if (existsSync("/sys/bus/virtio/drivers/virtio_net")) {
+        assert.ok(modules.some((p) => /\/virtio_net\.ko/.test(p)), "virtio_net, this host's NIC driver");
+      }
+      const calls = readFileSync(hookLog, "utf8").trim().split("\n");
+      for (const mode of ["files", "modules"]) {
+        assert.ok(
+          calls.includes(`${mode} MODE=${mode} VERBOSITY=0 MANDOSNETHOOKDIR=/etc/mandos/network-hooks.d`),
+          `hook not called for ${mode}:\n${calls.join("\n")}`,
+        );
+      }
+    });
+
+    // Unpack and run things inside the image, with nothing from the host.
+    const root = join(w, "root");
+    mkdirSync(root);
+    const unpack = await run("sh", ["-c", `cd "${root}" && cpio -id --quiet < "${image}"`], { timeoutMs: 120_000 });
+    assert.equal(unpack.code, 0, unpack.stderr);
+    const inImage = (args: string[], env: NodeJS.ProcessEnv = {}, user?: string) =>
+      run("chroot", [...(user ? [`--userspec=${user}`] : []), root, ...args], { env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", ...env }, timeoutMs: 60_000 });
+
+    await t.test("inside the image: node loads koffi and GnuTLS, the agent and the client start", async () => {
+      const probe = `const koffi = (await import("/usr/lib/mandos-ts/node_modules/koffi/index.js")).default;
+        const f = koffi.load("${GNUTLS}").func("const char *gnutls_check_version(const char *)");
+        console.log(f(null));`;
+      const node = readFileSync(join(root, "usr/lib/mandos-ts/password-agent"), "utf8").split("\n")[0]!.slice(2);
+      const r = await inImage([node, "--input-type=module", "-e", probe]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout.toString(), /^3\.\d+\.\d+/);
+      for (const program of ["password-agent", "mandos-client"]) {
+        const help = await inImage([`/usr/lib/mandos-ts/${program}`, "--help"]);
+        assert.equal(help.code, 0, `${program}: ${help.stderr}`);
+      }
+      // The client's user can read the keys; another unprivileged user cannot.
+      const read = `require("fs").readFileSync("/etc/mandos/keys/seckey.txt"); console.log("read")`;
+      const asClient = await inImage([node, "-e", read], {}, "65534:65534");
+      assert.equal(asClient.stdout.toString().trim(), "read", asClient.stderr);
+      const asOther = await inImage([node, "-e", read], {}, "1000:1000");
+      assert.notEqual(asOther.code, 0);
+      assert.match(asOther.stderr, /EACCES/);
+    });
+
+    await t.test("inside the image: the generator runs with the image's own tools, and its units verify", async () => {
+      // systemd-analyze runs this wrapper as the generator; it runs the
+      // image's generator inside the image, writing below --root.
+      const generators = join(w, "generators");
+      mkdirSync(generators);
+      writeFileSync(
+        join(generators, "mandos-generator-in-image"),
+        `#!/bin/sh\nr='${root}'\nexec chroot "$r" /usr/lib/systemd/system-generators/mandos-generator "\${1#$r}" "\${2#$r}" "\${3#$r}"\n`,
+        { mode: 0o755 },
+      );
+      const verify = await run(
+        "systemd-analyze",
+        ["verify", "--man=no", "--generators=yes", `--root=${root}`,
+          "ask-password-mandos.path", "ask-password-mandos.service", "mandos-network-hook-10-vlan.service"],
+        {
+          cwd: "/",
+          env: { ...process.env, SYSTEMD_GENERATOR_PATH: generators, SYSTEMD_IN_INITRD: "1",
+            SYSTEMD_PROC_CMDLINE: "mandos=interface:eth0,connect:fe80::1:4711" },
+          timeoutMs: 60_000,
+        },
+      );
+      assert.equal(verify.stderr, "");
+      assert.equal(verify.code, 0);
+
+      // And by hand, to look at what it wrote.
+      const gen = await inImage(["/usr/lib/systemd/system-generators/mandos-generator", "/run/g/n", "/run/g/e", "/run/g/l"], {
+        SYSTEMD_IN_INITRD: "1",
+        SYSTEMD_PROC_CMDLINE: "mandos=interface:eth0",
+      });
+      assert.equal(gen.code, 0, gen.stderr);
+      const unit = unitSettings(readFileSync(join(root, "run/g/n/mandos-network-hook-10-vlan.service"), "utf8"));
+      assert.ok(unit.includes("ExecStart=/lib/mandos/network-hooks.d/10-vlan start"), unit.join("\n"));
+      assert.equal(
+        readlinkSync(join(root, "run/g/n/ask-password-mandos.service.wants/mandos-network-hook-10-vlan.service")),
+        "/run/g/n/mandos-network-hook-10-vlan.service",
+      );
+    });
+
+    // What the module adds: everything below our paths plus node and the
+    // libraries only we need (measured here for the report, not asserted).
+    const ours = [...entries.entries()].filter(([p]) =>
+      /^usr\/lib\/mandos-ts\/|^usr\/bin\/node$|libgnutls|libp11-kit|libidn2|libunistring|libtasn1|libnettle|libhogweed|libgmp|libffi/.test(p));
+    t.diagnostic(`node + program tree + GnuTLS: ${ours.reduce((s, [, e]) => s + e.size, 0)} bytes uncompressed`);
+  } finally {
+    work.cleanup();
+    staged.cleanup();
+  }
+});
