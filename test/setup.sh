@@ -4,7 +4,7 @@
 set -eu
 packages=(
   mandos mandos-client gnutls-bin gnupg dbus avahi-daemon avahi-utils
-  iproute2 cryptsetup-bin systemd mandoc dracut-core kmod cpio linux-image-amd64
+  iproute2 cryptsetup-bin systemd mandoc dracut-core kmod cpio linux-image-amd64 tmux
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,325 @@
+// The server's core: the clients, their timers and checkers, the answer to
+// "may this key have its secret?", D-Bus change notifications and state
+// persistence. Every change to a client goes through change(): run the
+// operation on the model, save state, emit what changed, re-arm the timer.
+import type { Logger } from "../cli/log.js";
+import { ClientModel, type CheckerResult, type ClientRecord, type Effect } from "./client-model.js";
+import { clientObjectPath, clientProperties, type ClientControl, type MandosDBus, type ServerControl, type TypedValue } from "./dbus-api.js";
+import type { SecretGrant, SecretRequest, SecretRequestHandler } from "./connection.js";
+import { buildStateFile, serializeState, writeFileAtomic, type ConfiguredClient } from "./state.js";
+
+/** SHA-256 of nothing: a peer without a key; never matches a client. */
+const EMPTY_KEY_ID = "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855";
+/** setTimeout's limit; longer waits are re-armed when they end. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export interface Timers {
+  set(fn: () => void, ms: number): unknown;
+  clear(handle: unknown): void;
+}
+
+export interface Checkers {
+  spawn(key: string, command: string, onExit: (result: CheckerResult) => void): void;
+  kill(key: string): void;
+  killAll(): void;
+}
+
+export interface ServerOptions {
+  log: Logger;
+  checkers: Checkers;
+  /** Where to save state, or null not to. */
+  statePath: string | null;
+  now?: () => number;
+  random?: () => number;
+  timers?: Timers;
+  /** Whether checkers may use %(dbus_object_path)s (Mandos: only with D-Bus). */
+  dbusPaths?: boolean;
+}
+
+const realTimers: Timers = {
+  set: (fn, ms) => setTimeout(fn, ms),
+  clear: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+interface Waiting {
+  entry: ClientEntry;
+  resolve: (grant: SecretGrant | null) => void;
+  cleanup: () => void;
+}
+
+class ClientEntry implements ClientControl {
+  timer: unknown = null;
+  removed = false;
+  constructor(
+    readonly model: ClientModel,
+    readonly objectPath: string,
+    private readonly server: MandosServer,
+  ) {}
+  change(fn: (model: ClientModel, now: number) => void): void {
+    this.server.change(this, fn);
+  }
+}
+
+export class MandosServer implements SecretRequestHandler, ServerControl {
+  private readonly entries = new Map<string, ClientEntry>();
+  private readonly configured: ConfiguredClient[];
+  private readonly removed: Set<string>;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly timers: Timers;
+  private dbus: MandosDBus | null = null;
+  private waiting = new Map<number, Waiting>();
+  private requestSeq = 0;
+  private lastSaved: string | null = null;
+  private lastSaveError: string | null = null;
+  private stopped = false;
+
+  constructor(
+    configured: readonly ConfiguredClient[],
+    records: readonly ClientRecord[],
+    removed: Iterable<string>,
+    private readonly opts: ServerOptions,
+  ) {
+    this.configured = [...configured];
+    this.removed = new Set(removed);
+    this.log = opts.log;
+    this.now = opts.now ?? Date.now;
+    this.timers = opts.timers ?? realTimers;
+    const paths = new Set<string>();
+    for (const record of records) {
+      let path = clientObjectPath(record.name);
+      // Two names mapping to one path ("a.b", "a-b"): keep both reachable.
+      for (let i = 2; paths.has(path); i++) path = `${clientObjectPath(record.name)}_${i}`;
+      paths.add(path);
+      const model = new ClientModel(record, {
+        ...(opts.random ? { random: opts.random } : {}),
+        dbusObjectPath: opts.dbusPaths ? path : null,
+      });
+      this.entries.set(record.name, new ClientEntry(model, path, this));
+    }
+    if (this.entries.size === 0) this.log.warning("No clients defined");
+  }
+
+  clients(): ClientEntry[] {
+    return [...this.entries.values()];
+  }
+
+  client(name: string): ClientEntry | undefined {
+    return this.entries.get(name);
+  }
+
+  /** Start checking: each enabled client's first checker at a random point of its interval. */
+  start(): void {
+    for (const entry of this.entries.values()) {
+      this.change(entry, (m, now) => m.startup(now));
+    }
+    this.save();
+  }
+
+  /** Publish the clients on D-Bus (once the bus is connected). */
+  attachDBus(dbus: MandosDBus): void {
+    this.dbus = dbus;
+    for (const entry of this.entries.values()) dbus.addClient(entry);
+  }
+
+  /** D-Bus is gone: stop emitting on it. */
+  detachDBus(): void {
+    this.dbus = null;
+  }
+
+  /** Apply one operation to a client and carry out what follows from it. */
+  change(entry: ClientEntry, fn: (model: ClientModel, now: number) => void): void {
+    if (entry.removed || this.stopped) return;
+    const model = entry.model;
+    const before = clientProperties(model, entry.objectPath);
+    const secretBefore = Buffer.from(model.record.secret);
+    try {
+      fn(model, this.now());
+    } finally {
+      const effects = model.takeEffects();
+      const secretChanged = !secretBefore.equals(model.record.secret);
+      secretBefore.fill(0);
+      this.save();
+      this.publishChanges(entry, before, secretChanged);
+      this.carryOut(entry, effects);
+      this.arm(entry);
+    }
+  }
+
+  private publishChanges(entry: ClientEntry, before: Map<string, TypedValue>, secretChanged: boolean): void {
+    if (!this.dbus) return;
+    const after = clientProperties(entry.model, entry.objectPath);
+    const changed = new Map<string, TypedValue>();
+    for (const [name, v] of after) if (before.get(name)?.value !== v.value) changed.set(name, v);
+    if (changed.size || secretChanged) this.dbus.propertiesChanged(entry, changed, secretChanged ? ["Secret"] : []);
+  }
+
+  private carryOut(entry: ClientEntry, effects: Effect[]): void {
+    for (const e of effects) {
+      switch (e.type) {
+        case "log":
+          this.log[e.level](e.message);
+          break;
+        case "signal":
+          this.dbus?.clientSignal(entry, e.signal);
+          break;
+        case "spawnChecker": {
+          const id = e.checkerId;
+          this.opts.checkers.spawn(this.checkerKey(entry, id), e.command, (result) =>
+            this.guarded(() => this.change(entry, (m, now) => m.checkerExited(now, id, result))),
+          );
+          break;
+        }
+        case "killChecker":
+          this.opts.checkers.kill(this.checkerKey(entry, e.checkerId));
+          break;
+        case "requestDone":
+          this.answer(e.requestId, e.granted);
+          break;
+      }
+    }
+  }
+
+  /** Callbacks from timers and processes: a failure is logged, not fatal. */
+  private guarded(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.log.error(`internal error: ${(err as Error)?.message ?? String(err)}`);
+    }
+  }
+
+  private checkerKey(entry: ClientEntry, id: number): string {
+    return `${entry.objectPath}#${id}`;
+  }
+
+  private arm(entry: ClientEntry): void {
+    if (entry.timer !== null) this.timers.clear(entry.timer);
+    entry.timer = null;
+    if (entry.removed || this.stopped) return;
+    const deadline = entry.model.nextDeadline();
+    if (deadline === null) return;
+    const delay = Math.min(Math.max(deadline - this.now(), 1), MAX_TIMER_MS);
+    entry.timer = this.timers.set(() => {
+      entry.timer = null;
+      this.guarded(() => this.change(entry, (m, now) => m.tick(now)));
+    }, delay);
+  }
+
+  // ---- Requests for secrets ----------------------------------------------
+
+  private find(keyId: string): ClientEntry | undefined {
+    if (!keyId || keyId === EMPTY_KEY_ID) return undefined;
+    for (const e of this.entries.values()) if (e.model.record.keyId === keyId) return e;
+    // Mandos also identifies OpenPGP clients by fingerprint.
+    for (const e of this.entries.values()) if (e.model.record.fingerprint === keyId) return e;
+    return undefined;
+  }
+
+  requestSecret(req: SecretRequest): Promise<SecretGrant | null> {
+    const keyId = String(req.keyId).toUpperCase();
+    const entry = this.find(keyId);
+    if (!entry) {
+      this.log.info(`Client not found for key ID: ${keyId}, address: ${req.address}`);
+      this.dbus?.clientNotFound(keyId, req.address);
+      return Promise.resolve(null);
+    }
+    if (req.signal.aborted || this.stopped) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      const id = ++this.requestSeq;
+      const onAbort = () => {
+        if (!this.waiting.has(id)) return;
+        this.waiting.delete(id);
+        resolve(null);
+        this.change(entry, (m, now) => m.cancelRequest(now, id));
+      };
+      req.signal.addEventListener("abort", onAbort, { once: true });
+      this.waiting.set(id, { entry, resolve, cleanup: () => req.signal.removeEventListener("abort", onAbort) });
+      this.change(entry, (m, now) => m.beginRequest(now, id));
+    });
+  }
+
+  private answer(requestId: number, granted: boolean): void {
+    const w = this.waiting.get(requestId);
+    if (!w) return;
+    this.waiting.delete(requestId);
+    w.cleanup();
+    if (!granted) return w.resolve(null);
+    const entry = w.entry;
+    // A copy for the connection, wiped once sent (or never sent).
+    const secret = Buffer.from(entry.model.record.secret);
+    let done = false;
+    w.resolve({
+      secret,
+      sent: () => {
+        if (done) return;
+        done = true;
+        secret.fill(0);
+        this.change(entry, (m, now) => m.secretSent(now));
+      },
+    });
+  }
+
+  // ---- Removal, persistence, shutdown -------------------------------------
+
+  removeClient(objectPath: string): boolean {
+    const entry = [...this.entries.values()].find((e) => e.objectPath === objectPath);
+    if (!entry) return false;
+    this.entries.delete(entry.model.name);
+    this.removed.add(entry.model.name);
+    // Disable quietly: the object is leaving the bus, so no change signals.
+    const dbus = this.dbus;
+    this.dbus = null;
+    this.change(entry, (m, now) => m.disable(now));
+    this.dbus = dbus;
+    entry.removed = true;
+    if (entry.timer !== null) this.timers.clear(entry.timer);
+    entry.timer = null;
+    for (const [id, w] of [...this.waiting]) {
+      if (w.entry !== entry) continue;
+      this.waiting.delete(id);
+      w.cleanup();
+      w.resolve(null);
+    }
+    this.save();
+    this.dbus?.removeClient(entry);
+    this.log.info(`Removed client ${entry.model.name}`);
+    return true;
+  }
+
+  /** Write the state file if anything in it changed. Never throws. */
+  save(): void {
+    const path = this.opts.statePath;
+    if (path === null) return;
+    const live = [...this.entries.values()].map((e) => e.model.record);
+    const text = serializeState(buildStateFile(this.configured, live, this.removed));
+    if (text === this.lastSaved) return;
+    try {
+      writeFileAtomic(path, text);
+      this.lastSaved = text;
+      this.lastSaveError = null;
+    } catch (err) {
+      const msg = `Could not save persistent state to ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+      // Once per kind of failure, not on every change.
+      if (msg !== this.lastSaveError) this.log.warning(msg);
+      this.lastSaveError = msg;
+    }
+  }
+
+  /** Stop timers and checkers, answer waiting requests with nothing, save. */
+  stop(): void {
+    if (this.stopped) return;
+    this.save();
+    this.stopped = true;
+    for (const entry of this.entries.values()) {
+      if (entry.timer !== null) this.timers.clear(entry.timer);
+      entry.timer = null;
+    }
+    for (const w of this.waiting.values()) {
+      w.cleanup();
+      w.resolve(null);
+    }
+    this.waiting.clear();
+    this.opts.checkers.killAll();
+  }
+}

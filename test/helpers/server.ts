@@ -1,0 +1,277 @@
+// Test rig for the server: a private system bus (dbus-daemon with our
+// policy file, never the machine's bus), a configuration directory, our
+// server (or Debian's) started on loopback without Zeroconf, and both
+// mandos-ctl programs pointed at that bus.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { chmodSync, chownSync, mkdirSync, writeFileSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { BIN, ROOT, run, type RunResult } from "./index.js";
+
+export const DEBIAN_CTL = "/usr/sbin/mandos-ctl";
+export const DEBIAN_MONITOR = "/usr/sbin/mandos-monitor";
+export const DEBIAN_SERVER = "/usr/sbin/mandos";
+export const DEBIAN_CLIENT = "/usr/lib/x86_64-linux-gnu/mandos/plugins.d/mandos-client";
+export const POLICY = join(ROOT, "units", "dbus-mandos.conf");
+
+/** The uid/gid our server (and Debian's) switches to; the state directory must be theirs. */
+export function mandosIds(): { uid: number; gid: number } | null {
+  const r = spawnSync("id", ["-u", "_mandos"], { encoding: "utf8" });
+  const g = spawnSync("id", ["-g", "_mandos"], { encoding: "utf8" });
+  if (r.status !== 0 || g.status !== 0) return null;
+  return { uid: Number(r.stdout.trim()), gid: Number(g.stdout.trim()) };
+}
+
+/** A directory the unprivileged server may write (and others may traverse). */
+export function serverWritableDir(path: string): string {
+  mkdirSync(path, { recursive: true });
+  chmodSync(path, 0o755);
+  const ids = mandosIds();
+  if (ids && process.getuid?.() === 0) chownSync(path, ids.uid, ids.gid);
+  return path;
+}
+
+export interface PrivateBus {
+  address: string;
+  env: NodeJS.ProcessEnv;
+  stop(): void;
+}
+
+/** A dbus-daemon of type "system" with Debian's default deny rules plus `policy`. */
+export function startBus(dir: string, policy = POLICY): PrivateBus {
+  mkdirSync(dir, { recursive: true });
+  // The server connects after dropping root: the socket's directory must be reachable.
+  chmodSync(dir, 0o755);
+  const socket = join(dir, "bus.sock");
+  const conf = join(dir, "bus.conf");
+  writeFileSync(
+    conf,
+    `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <auth>EXTERNAL</auth>
+  <listen>unix:path=${socket}</listen>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+  </policy>
+  <policy user="root">
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
+  </policy>
+  <include>${policy}</include>
+</busconfig>
+`,
+  );
+  const r = spawnSync("dbus-daemon", [`--config-file=${conf}`, "--fork", "--print-pid"], { encoding: "utf8", timeout: 10_000 });
+  if (r.status !== 0) throw new Error(`dbus-daemon failed: ${r.stderr}`);
+  const pid = Number(r.stdout.trim());
+  const address = `unix:path=${socket}`;
+  return {
+    address,
+    env: { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: address },
+    stop: () => {
+      try {
+        process.kill(pid, "SIGTERM");
+      } catch {
+        // already gone
+      }
+    },
+  };
+}
+
+export interface ConfigOptions {
+  clients: string;
+  port?: number;
+  extra?: string;
+}
+
+export function writeConfig(dir: string, opts: ConfigOptions): string {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "mandos.conf"), `[DEFAULT]\naddress = ::1\nzeroconf = False\n${opts.port !== undefined ? `port = ${opts.port}\n` : ""}${opts.extra ?? ""}`);
+  writeFileSync(join(dir, "clients.conf"), opts.clients, { mode: 0o600 });
+  return dir;
+}
+
+export interface RunningServer {
+  proc: ChildProcess;
+  port: number;
+  /** Everything the server wrote to stdout and stderr so far. */
+  output(): string;
+  /** SIGTERM and wait (bounded) for the exit. */
+  stop(): Promise<void>;
+  /** SIGKILL and wait for the exit. */
+  kill9(): Promise<void>;
+  exited: Promise<number | null>;
+}
+
+/**
+ * Start a server in debug mode (foreground, log on stderr) and wait until it
+ * says it listens, which it does after joining D-Bus.
+ */
+export async function startServer(opts: {
+  configDir: string;
+  stateDir: string;
+  env: NodeJS.ProcessEnv;
+  args?: string[];
+  debian?: boolean;
+  timeoutMs?: number;
+}): Promise<RunningServer> {
+  const args = ["--debug", "--configdir", opts.configDir, "--statedir", opts.stateDir, "--no-zeroconf", ...(opts.args ?? [])];
+  const proc = opts.debian
+    ? spawn("/usr/bin/python3", ["-bI", DEBIAN_SERVER, ...args], { env: opts.env, stdio: ["ignore", "pipe", "pipe"] })
+    : spawn(process.execPath, [join(BIN, "mandos"), ...args], { env: opts.env, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.on("exit", (code) => resolve(code)));
+  let hasExited = false;
+  void exited.then(() => (hasExited = true));
+  const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
+  let port = -1;
+  while (Date.now() < deadline && !hasExited) {
+    const m = /Now listening on address .*?port (\d+)/.exec(out);
+    if (m) {
+      port = Number(m[1]);
+      break;
+    }
+    await sleep(50);
+  }
+  const waitExit = async (ms: number) => {
+    await Promise.race([exited, sleep(ms)]);
+  };
+  const server: RunningServer = {
+    proc,
+    port,
+    output: () => out,
+    exited,
+    stop: async () => {
+      if (hasExited) return;
+      proc.kill("SIGTERM");
+      await waitExit(10_000);
+      if (!hasExited) proc.kill("SIGKILL");
+      await waitExit(5_000);
+    },
+    kill9: async () => {
+      if (hasExited) return;
+      proc.kill("SIGKILL");
+      await waitExit(5_000);
+    },
+  };
+  if (port < 0) {
+    await server.kill9();
+    throw new Error(`server did not start:\n${out}`);
+  }
+  return server;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Poll until `cond` is true (or throw after timeoutMs). */
+export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await cond()) return;
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Run Debian's mandos-ctl or ours with the private bus. */
+export function ctl(which: "debian" | "ours", args: string[], env: NodeJS.ProcessEnv, timeoutMs = 20_000): Promise<RunResult> {
+  return which === "debian"
+    ? run("/usr/bin/python3", ["-bbI", DEBIAN_CTL, ...args], { env, timeoutMs })
+    : run(process.execPath, [join(BIN, "mandos-ctl"), ...args], { env, timeoutMs });
+}
+
+/** A hex key id that no real key has, for clients that never connect. */
+export function fakeKeyId(n: number): string {
+  return n.toString(16).toUpperCase().padStart(64, "A");
+}
+
+/** Keys made once with Debian's mandos-keygen, shared by the tests of one file. */
+export interface ClientKeys {
+  dir: string;
+  /** A clients.conf section for these keys, named `name`, secret = passphrase. */
+  section(name: string): string;
+}
+
+export async function makeKeys(dir: string, passphrase: string): Promise<ClientKeys> {
+  mkdirSync(dir, { recursive: true });
+  const gen = await run("mandos-keygen", ["--dir", dir, "--force"], { timeoutMs: 120_000 });
+  if (gen.code !== 0) throw new Error(`mandos-keygen failed: ${gen.stderr}`);
+  const passfile = join(dir, "passphrase");
+  writeFileSync(passfile, passphrase, { mode: 0o600 });
+  const sec = await run("mandos-keygen", ["--dir", dir, "--passfile", passfile, "--name", "KEYNAME", "--no-ssh"], { timeoutMs: 120_000 });
+  if (sec.code !== 0) throw new Error(`mandos-keygen --passfile failed: ${sec.stderr}`);
+  const text = sec.stdout.toString();
+  return { dir, section: (name) => text.replace("[KEYNAME]", `[${name}]`).replace(/^host = .*$/m, "host = localhost") };
+}
+
+/** Debian's mandos-client fetching its secret from ::1:port (it retries until served). */
+export function fetchSecret(keys: ClientKeys, port: number, timeoutMs = 20_000): Promise<RunResult> {
+  return startFetch(keys, port, timeoutMs).result;
+}
+
+export interface Fetch {
+  result: Promise<RunResult>;
+  /** Stop the client (it would retry a refusal until its timeout). */
+  kill(): void;
+}
+
+export function startFetch(keys: ClientKeys, port: number, timeoutMs = 20_000): Fetch {
+  const k = keys.dir;
+  const child = spawn(
+    DEBIAN_CLIENT,
+    [
+      `--connect=::1:${port}`,
+      `--pubkey=${join(k, "pubkey.txt")}`,
+      `--seckey=${join(k, "seckey.txt")}`,
+      `--tls-pubkey=${join(k, "tls-pubkey.pem")}`,
+      `--tls-privkey=${join(k, "tls-privkey.pem")}`,
+      "--interface=none",
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const out: Buffer[] = [];
+  let err = "";
+  child.stdout!.on("data", (d: Buffer) => out.push(d));
+  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  const result = new Promise<RunResult>((resolve) =>
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout: Buffer.concat(out), stderr: err });
+    }),
+  );
+  return { result, kill: () => child.kill("SIGTERM") };
+}
+
+export function readJson(path: string): unknown {
+  return JSON.parse(readFileSync(path, "utf8"));
+}
+
+/** A TCP port on ::1 that was free a moment ago (Debian's server refuses port 0). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen({ host: "::1", port: 0 }, () => {
+      const addr = s.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
