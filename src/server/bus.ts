@@ -44,7 +44,7 @@ export async function joinBus(server: MandosServer, log: Logger, timeoutMs = 10_
     server.detachDBus();
     log.error(`D-Bus connection lost: ${(err as Error)?.message ?? String(err)}`);
   });
-  const service = new DBusService(bus, (msg) => log.warning(msg));
+  const service = new DBusService(bus, (msg) => log.warning(msg), () => server.flushed());
   const dbus = new MandosDBus(service, server);
   try {
     const reply = await bus.requestName(BUS_NAME, NameFlag.DO_NOT_QUEUE);

@@ -214,6 +214,8 @@ export class DBusService {
   constructor(
     readonly bus: MessageBus,
     private readonly onError: ServiceLog = () => {},
+    /** Resolves when what the call changed is durable: a reply is an acknowledgement. */
+    private readonly durable: () => Promise<void> = () => Promise.resolve(),
   ) {
     this.handler = (msg) => this.handle(msg);
     bus.addMethodHandler(this.handler);
@@ -279,12 +281,14 @@ export class DBusService {
     if (msg.interface === PEER) return false;
     const reply = (signature: string, body: unknown[]) => {
       if (msg.flags & NO_REPLY_EXPECTED) return;
-      try {
-        this.bus.send(Message.newMethodReturn(msg, signature, body));
-      } catch (err) {
-        this.onError(`could not send D-Bus reply to ${msg.member}: ${(err as Error).message}`);
-        this.sendError(msg, E.failed, "internal error building the reply");
-      }
+      void this.durable().then(() => {
+        try {
+          this.bus.send(Message.newMethodReturn(msg, signature, body));
+        } catch (err) {
+          this.onError(`could not send D-Bus reply to ${msg.member}: ${(err as Error).message}`);
+          this.sendError(msg, E.failed, "internal error building the reply");
+        }
+      });
     };
     try {
       const result = this.dispatch(msg, reply);

@@ -155,6 +155,7 @@ async function main(): Promise<void> {
     log.debug(`Server exiting (${why})`);
     notify("STOPPING=1");
     server.stop();
+    await server.flushed();
     await announcement?.stop().catch(() => {});
     await listener?.close().catch(() => {});
     bus?.close();

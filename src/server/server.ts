@@ -6,7 +6,8 @@ import type { Logger } from "../cli/log.js";
 import { ClientModel, type CheckerResult, type ClientRecord, type Effect } from "./client-model.js";
 import { clientObjectPath, clientProperties, type ClientControl, type MandosDBus, type ServerControl, type TypedValue } from "./dbus-api.js";
 import type { SecretGrant, SecretRequest, SecretRequestHandler } from "./connection.js";
-import { buildStateFile, serializeState, writeFileAtomic, type ConfiguredClient } from "./state.js";
+import { buildStateFile, serializeState, type ConfiguredClient } from "./state.js";
+import { StateWriter } from "./state-writer.js";
 
 /** SHA-256 of nothing: a peer without a key; never matches a client. */
 const EMPTY_KEY_ID = "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855";
@@ -70,9 +71,9 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
   private dbus: MandosDBus | null = null;
   private waiting = new Map<number, Waiting>();
   private requestSeq = 0;
-  private lastSaved: string | null = null;
   private lastSaveError: string | null = null;
   private stopped = false;
+  private readonly writer: StateWriter | null;
 
   constructor(
     configured: readonly ConfiguredClient[],
@@ -85,6 +86,8 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
     this.log = opts.log;
     this.now = opts.now ?? Date.now;
     this.timers = opts.timers ?? realTimers;
+    this.writer =
+      opts.statePath === null ? null : new StateWriter(opts.statePath, () => this.snapshotState(), (err) => this.reportSave(err));
     const paths = new Set<string>();
     for (const record of records) {
       let path = clientObjectPath(record.name);
@@ -287,23 +290,30 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
     return true;
   }
 
-  /** Write the state file if anything in it changed. Never throws. */
+  /** Ask for the state file to be written (grouped, asynchronous). Never throws. */
   save(): void {
-    const path = this.opts.statePath;
-    if (path === null) return;
+    this.writer?.request();
+  }
+
+  /** Resolves when every change so far is on disk. */
+  flushed(): Promise<void> {
+    return this.writer?.flushed() ?? Promise.resolve();
+  }
+
+  private snapshotState(): string {
     const live = [...this.entries.values()].map((e) => e.model.record);
-    const text = serializeState(buildStateFile(this.configured, live, this.removed));
-    if (text === this.lastSaved) return;
-    try {
-      writeFileAtomic(path, text);
-      this.lastSaved = text;
+    return serializeState(buildStateFile(this.configured, live, this.removed));
+  }
+
+  private reportSave(err: unknown | null): void {
+    if (err === null) {
       this.lastSaveError = null;
-    } catch (err) {
-      const msg = `Could not save persistent state to ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
-      // Once per kind of failure, not on every change.
-      if (msg !== this.lastSaveError) this.log.warning(msg);
-      this.lastSaveError = msg;
+      return;
     }
+    const msg = `Could not save persistent state to ${this.opts.statePath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+    // Once per kind of failure, not on every change.
+    if (msg !== this.lastSaveError) this.log.warning(msg);
+    this.lastSaveError = msg;
   }
 
   /** Stop timers and checkers, answer waiting requests with nothing, save. */

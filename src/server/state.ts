@@ -14,8 +14,7 @@
 // One refinement: a client removed over D-Bus stays removed after a restart
 // (as in Mandos) only while its clients.conf section is unchanged.
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { readFileSync } from "node:fs";
 import type { ClientRecord, ClientSettings, LogLevel } from "./client-model.js";
 
 export const STATE_FILE = "clients.json";
@@ -185,35 +184,6 @@ export function readStateFile(path: string): StateFile | null {
     return parseStateFile(text);
   } catch (err) {
     throw new StateFileError(`${path}: ${(err as Error).message}`);
-  }
-}
-
-/** Write `text` to `path` atomically and durably, mode 0600. */
-export function writeFileAtomic(path: string, text: string): void {
-  const tmp = join(dirname(path), `.${STATE_FILE}.${process.pid}.tmp`);
-  const fd = openSync(tmp, "w", 0o600);
-  try {
-    const buf = Buffer.from(text);
-    let off = 0;
-    while (off < buf.length) off += writeSync(fd, buf, off);
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // already gone
-    }
-    throw err;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
-  // The rename itself must reach the disk too.
-  const dirFd = openSync(dirname(path), "r");
-  try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
   }
 }
 

@@ -10,13 +10,13 @@ import {
   readStateFile,
   restoreClients,
   serializeState,
-  writeFileAtomic,
   StateFileError,
   type ConfiguredClient,
   type StateFile,
 } from "../../src/server/state.js";
 import type { ClientRecord, LogLevel } from "../../src/server/client-model.js";
 import { tempDir } from "../helpers/index.js";
+import { StateWriter } from "../../src/server/state-writer.js";
 
 const MIN = 60_000;
 
@@ -158,14 +158,41 @@ test("a client removed over D-Bus stays removed until its clients.conf section c
   assert.deepEqual(changed.records.map((r) => r.name), ["foo"]);
 });
 
-test("writeFileAtomic writes mode 0600 and leaves no temporary file", () => {
+test("the state writer writes 0600 atomically, folds bursts into few writes, and flushed() means durable", async () => {
   using dir = tempDir();
   const path = join(dir.path, "clients.json");
-  writeFileAtomic(path, "one\n");
-  writeFileAtomic(path, "two\n");
-  assert.equal(readFileSync(path, "utf8"), "two\n");
+  let version = 0;
+  let snapshots = 0;
+  const errors: unknown[] = [];
+  const writer = new StateWriter(path, () => (snapshots++, `state ${version}\n`), (err) => err && errors.push(err));
+  await writer.flushed(); // nothing asked for: resolves at once
+  for (let i = 1; i <= 1000; i++) {
+    version = i;
+    writer.request();
+  }
+  await writer.flushed();
+  assert.equal(readFileSync(path, "utf8"), "state 1000\n", "the last change is on disk once flushed() resolves");
+  assert.ok(snapshots <= 2, `a burst of 1000 changes cost ${snapshots} writes`);
+  version = 1001;
+  writer.request();
+  const during = writer.flushed();
+  version = 1002; // a change while a write may be in progress
+  writer.request();
+  await Promise.all([during, writer.flushed()]);
+  assert.equal(readFileSync(path, "utf8"), "state 1002\n");
   assert.equal(statSync(path).mode & 0o777, 0o600);
-  assert.deepEqual(readdirSync(dir.path), ["clients.json"]);
+  assert.deepEqual(readdirSync(dir.path), ["clients.json"], "no temporary file left");
+  assert.deepEqual(errors, []);
+});
+
+test("the state writer reports a failed write once and still releases waiters", async () => {
+  using dir = tempDir();
+  const reports: (unknown | null)[] = [];
+  const writer = new StateWriter(join(dir.path, "missing", "clients.json"), () => "x", (err) => reports.push(err));
+  writer.request();
+  await writer.flushed();
+  assert.equal(reports.length, 1);
+  assert.match(String((reports[0] as Error).message), /ENOENT/);
 });
 
 test("bad state files are rejected with a one-line reason naming the file", () => {
