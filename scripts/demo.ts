@@ -1,0 +1,181 @@
+// `npm run demo`: the whole chain on this machine, with real parts.
+// Keys from our keygen; our server on loopback with a private system bus;
+// a real systemd-ask-password question in a private mount namespace; our
+// password agent answering it with what our mandos-client fetched; and a
+// LUKS2 test volume whose passphrase check then succeeds.
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { startBus } from "../test/helpers/server.js";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const BIN = join(ROOT, "bin");
+const isRoot = process.getuid?.() === 0;
+const children: ChildProcess[] = [];
+let step = 0;
+
+const say = (text: string) => console.log(`\n[${++step}] ${text}`);
+const detail = (text: string) => console.log(`    ${text.replace(/\n/g, "\n    ")}`);
+
+function have(cmd: string): boolean {
+  return spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
+}
+
+function ensurePackages(): void {
+  const needed: [string, string][] = [
+    ["cryptsetup", "cryptsetup-bin"],
+    ["systemd-ask-password", "systemd"],
+    ["dbus-daemon", "dbus"],
+    ["unshare", "util-linux"],
+  ];
+  const missing = needed.filter(([cmd]) => !have(cmd)).map(([, pkg]) => pkg);
+  if (missing.length === 0) return;
+  if (!isRoot) throw new Error(`missing ${missing.join(", ")}: install them or run as root`);
+  say(`Installing ${missing.join(", ")} with apt-get`);
+  execFileSync("apt-get", ["update", "-q"], { stdio: "ignore" });
+  execFileSync("apt-get", ["install", "-y", "-q", "--no-install-recommends", ...missing], {
+    stdio: "inherit",
+    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+  });
+}
+
+/** Start a program, wait for a line matching `ready` on its stderr; resolves with the match. */
+function startAndWait(cmd: string, args: string[], ready: RegExp, env: NodeJS.ProcessEnv = process.env): Promise<RegExpMatchArray> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"], env });
+    children.push(child);
+    let err = "";
+    const timer = setTimeout(() => reject(new Error(`${cmd} did not start: ${err}`)), 20_000);
+    child.stderr!.on("data", (d: Buffer) => {
+      err += d;
+      const m = ready.exec(err);
+      if (m) {
+        clearTimeout(timer);
+        resolvePromise(m);
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`${cmd} exited (${code}): ${err}`)));
+  });
+}
+
+async function main(): Promise<void> {
+  ensurePackages();
+  const work = mkdtempSync(join(tmpdir(), "mandos-demo-"));
+  chmodSync(work, 0o755); // the unprivileged server and client must reach their files
+  process.on("exit", () => rmSync(work, { recursive: true, force: true }));
+  const keys = join(work, "keys");
+  const conf = join(work, "etc");
+  mkdirSync(keys);
+  mkdirSync(conf);
+
+  say("Client keys from our mandos-keygen (Ed25519 OpenPGP + Ed25519 TLS raw key)");
+  execFileSync(join(BIN, "mandos-keygen"), ["--dir", keys, "--force"]);
+  detail(execFileSync("ls", ["-l", keys], { encoding: "utf8" }).trim());
+
+  say("A random disk password, encrypted to the client's key, as a clients.conf section");
+  const password = randomBytes(18).toString("base64");
+  const passfile = join(work, "passfile");
+  writeFileSync(passfile, password, { mode: 0o600 });
+  const section = execFileSync(join(BIN, "mandos-keygen"), ["--dir", keys, "--passfile", passfile, "--name", "demo-host", "--no-ssh"], {
+    encoding: "utf8",
+  });
+  // No checker on loopback; a demo client is confirmed by the fetch itself.
+  writeFileSync(join(conf, "clients.conf"), section.replace(/^\[demo-host\]\n/m, "[demo-host]\nchecker = true\n"));
+  writeFileSync(join(conf, "mandos.conf"), "[DEFAULT]\naddress = ::1\nport = 0\nzeroconf = False\n");
+  detail(section.split("\n").slice(0, 5).join("\n") + "\n...");
+
+  say("A LUKS2 test volume (a plain file) with that password");
+  const volume = join(work, "volume.img");
+  execFileSync("truncate", ["-s", "20M", volume]);
+  execFileSync("cryptsetup", ["luksFormat", "--batch-mode", "--type", "luks2", "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000", "--key-file=-", volume], {
+    input: password,
+  });
+  detail(execFileSync("cryptsetup", ["luksDump", volume], { encoding: "utf8" }).split("\n").slice(0, 3).join("\n"));
+
+  say("Our mandos server on [::1], D-Bus on a private system bus");
+  const busDir = join(work, "bus");
+  mkdirSync(busDir, { mode: 0o755 });
+  // The same private bus the tests use: Debian's default rules plus our policy.
+  const bus = startBus(busDir);
+  process.on("exit", () => bus.stop());
+  const env = { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: bus.address };
+  const state = join(work, "state");
+  mkdirSync(state);
+  if (isRoot) {
+    // The server drops root; its state directory must be its own.
+    const { uid, gid } = await import("../src/server/privileges.js").then((m) => m.unprivilegedIdentity());
+    chownSync(state, uid, gid);
+  }
+  const m = await startAndWait(
+    join(BIN, "mandos"),
+    ["--foreground", "--debuglevel", "INFO", "--no-zeroconf", "--configdir", conf, "--statedir", state],
+    /port (\d+)/,
+    env,
+  );
+  const port = m[1]!;
+  detail(`listening on [::1]:${port}`);
+  detail(execFileSync(join(BIN, "mandos-ctl"), [], { encoding: "utf8", env }).trim());
+
+  const clientArgs = [
+    join(BIN, "mandos-client"),
+    `--connect=[::1]:${port}`,
+    "--interface=none",
+    `--pubkey=${keys}/pubkey.txt`,
+    `--seckey=${keys}/seckey.txt`,
+    `--tls-pubkey=${keys}/tls-pubkey.pem`,
+    `--tls-privkey=${keys}/tls-privkey.pem`,
+  ];
+  let answer: string;
+  if (isRoot && have("unshare")) {
+    say("systemd-ask-password asks; our password-agent answers with what mandos-client fetched");
+    detail("(in a private mount namespace with its own /run/systemd/ask-password)");
+    // The agent runs the client as 65534, as in the initramfs: the keys must be its.
+    chownSync(keys, 65534, 65534);
+    for (const f of ["pubkey.txt", "seckey.txt", "tls-pubkey.pem", "tls-privkey.pem"]) chownSync(join(keys, f), 65534, 65534);
+    const script = `
+      set -e
+      mkdir -p /run/systemd/ask-password
+      mount -t tmpfs -o mode=0755 tmpfs /run/systemd/ask-password
+      systemd-ask-password --no-tty --id=cryptsetup:demo --timeout=60 "Password for the demo volume:" > "$1/answer" &
+      asker=$!
+      shift
+      "$@" 2>"$ANSWER_DIR/agent.log" &
+      agent=$!
+      wait $asker
+      kill $agent 2>/dev/null || true
+    `;
+    const r = spawnSync(
+      "unshare",
+      ["--mount", "--propagation", "private", "sh", "-c", script, "sh", work, join(BIN, "password-agent"), "--", ...clientArgs],
+      { encoding: "utf8", env: { ...env, ANSWER_DIR: work }, timeout: 90_000 },
+    );
+    if (r.status !== 0) throw new Error(`the question was not answered: ${r.stderr}`);
+    answer = execFileSync("cat", [join(work, "answer")], { encoding: "utf8" }).replace(/\n$/, "");
+    detail(`systemd-ask-password printed ${answer.length} characters; the agent logged:`);
+    detail(execFileSync("cat", [join(work, "agent.log")], { encoding: "utf8" }).trim() || "(nothing)");
+  } else {
+    say("Not root: no private mount namespace for systemd-ask-password; our mandos-client alone");
+    answer = execFileSync(clientArgs[0]!, clientArgs.slice(1), { encoding: "utf8" });
+  }
+
+  say("The answer opens the LUKS2 volume (cryptsetup open --test-passphrase)");
+  const check = spawnSync("cryptsetup", ["open", "--test-passphrase", "--key-file=-", volume], { input: answer });
+  if (check.status !== 0) throw new Error(`cryptsetup rejected the answer (exit ${check.status})`);
+  detail("passphrase accepted: the disk would unlock");
+
+  say("The server saw it: mandos-ctl -v");
+  detail(execFileSync(join(BIN, "mandos-ctl"), ["-v"], { encoding: "utf8", env }).trim());
+  console.log("\nDemo complete.");
+}
+
+main()
+  .catch((err: unknown) => {
+    console.error(`\ndemo failed: ${(err as Error).message}`);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    for (const c of children) c.kill("SIGTERM");
+  });
