@@ -1,15 +1,20 @@
-// The integration's man pages are clean under mandoc's linter and name
-// what they document.
+// Every man page is clean under mandoc's linter; the generator's names
+// what it documents.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, requires } from "../helpers/index.js";
 import { run } from "../helpers/integration.js";
 
-const PAGES = ["mandos-generator.8", "intro.8mandos"];
+const PAGES = readdirSync(join(ROOT, "man")).sort();
+const EXPECTED = [
+  "intro.8mandos", "mandos-client.8mandos", "mandos-clients.conf.5", "mandos-ctl.8", "mandos-generator.8",
+  "mandos-keygen.8", "mandos.8", "mandos.conf.5", "password-agent.8mandos",
+];
 
 test("mandoc -Tlint -W warning finds nothing in our man pages", { skip: requires({ commands: ["mandoc"] }) }, async () => {
+  assert.deepEqual(PAGES, EXPECTED, "a page for every program and file");
   for (const page of PAGES) {
     const r = await run("mandoc", ["-Tlint", "-W", "warning", join(ROOT, "man", page)]);
     assert.equal(r.stdout.toString() + r.stderr, "", page);
