@@ -81,7 +81,7 @@ async function runMain(opts: ClientOptions, log: Logger, signal: AbortSignal): P
         return code;
       }
       dropPrivilegesForGood(uid, gid);
-      log.debug(`running as uid ${uid}, gid ${gid}`);
+      log.debug(`network part running as uid ${uid}, gid ${gid}`);
     }
     const password = await obtainPassword(opts, keys, {
       log,

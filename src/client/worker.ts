@@ -43,6 +43,7 @@ export async function runWorker(
   log: Logger,
   signal: AbortSignal,
 ): Promise<number> {
+  log.debug(`network part running as uid ${process.getuid?.()}, gid ${process.getgid?.()}`);
   const requestRoute = routeRequester();
   const password = await obtainPassword(opts, start.keys, {
     log,

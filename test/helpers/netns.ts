@@ -186,6 +186,8 @@ export interface SpawnOpts {
 export class NsProcess {
   readonly child: ChildProcess;
   readonly lines: string[] = [];
+  /** All of stdout, including a last line without a newline. */
+  stdout = "";
   stderr = "";
   private waiters: Array<() => void> = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -203,6 +205,7 @@ export class NsProcess {
     let partial = "";
     this.child.stdout!.setEncoding("utf8");
     this.child.stdout!.on("data", (d: string) => {
+      this.stdout += d;
       partial += d;
       const parts = partial.split("\n");
       partial = parts.pop() ?? "";
