@@ -1,7 +1,8 @@
 // The listening socket and the per-connection limits around handleConnection.
 import net from "node:net";
 import { Credentials, DEFAULT_PRIORITY } from "../tls/session.js";
-import type { Logger } from "../cli/log.js";
+import { errorMessage, type Logger } from "../cli/log.js";
+import { listenOnDevice } from "../sys/listen-device.js";
 import { handleConnection, type SecretRequestHandler } from "./connection.js";
 
 export type { SecretRequest, SecretGrant, SecretRequestHandler } from "./connection.js";
@@ -27,15 +28,6 @@ export interface Listener {
   close(): Promise<void>;
 }
 
-/** Where to bind: a link-local address needs its interface as zone. */
-export function bindAddress(opts: Pick<ListenerOptions, "address" | "interfaceName" | "useIpv6">): string {
-  const address = opts.address ?? (opts.useIpv6 ? "::" : "0.0.0.0");
-  if (/^fe80:/i.test(address) && !address.includes("%") && opts.interfaceName) {
-    return `${address}%${opts.interfaceName}`;
-  }
-  return address;
-}
-
 export function startListener(opts: ListenerOptions): Promise<Listener> {
   const credentials = Credentials.anonymous();
   const sockets = new Set<net.Socket>();
@@ -54,6 +46,7 @@ export function startListener(opts: ListenerOptions): Promise<Listener> {
     });
   });
   server.on("drop", (d) => opts.log.info(`refused a connection from ${d?.remoteAddress ?? "?"}: too many connections`));
+  const address = opts.address ?? (opts.useIpv6 ? "::" : "0.0.0.0");
   return new Promise((resolve, reject) => {
     server.once("error", (err) => {
       credentials.dispose();
@@ -76,6 +69,16 @@ export function startListener(opts: ListenerOptions): Promise<Listener> {
       });
     };
     if (opts.socketFd !== undefined) server.listen({ fd: opts.socketFd }, ready);
-    else server.listen({ host: bindAddress(opts), port: opts.port ?? 0, ipv6Only: false }, ready);
+    else if (opts.interfaceName) {
+      // Only this interface, as Mandos's --interface: Node cannot bind to a device.
+      let fd: number;
+      try {
+        fd = listenOnDevice(address, opts.port ?? 0, opts.interfaceName);
+      } catch (err) {
+        credentials.dispose();
+        return reject(new Error(`cannot listen: ${errorMessage(err)}`));
+      }
+      server.listen({ fd }, ready);
+    } else server.listen({ host: address, port: opts.port ?? 0, ipv6Only: false }, ready);
   });
 }
