@@ -1,0 +1,116 @@
+// Running the Mandos client: a child process whose standard output is the
+// secret. It gets the helper directory in MANDOSPLUGINHELPERDIR, shares our
+// standard error (its messages reach the journal), and runs with the
+// configured user and group when we are root. Its output is collected into
+// Buffers only (never a string) and the pieces are wiped once joined.
+import { spawn, type ChildProcess } from "node:child_process";
+
+/** More than any passphrase systemd accepts; a client printing more is broken. */
+export const MAX_CLIENT_OUTPUT = 64 * 1024;
+
+export interface ClientSpec {
+  command: string[];
+  helperDirectory: string;
+  /** Switch to these IDs before exec (only possible, and only done, as root). */
+  credentials: { uid: number; gid: number } | null;
+}
+
+export interface ClientEndEvent {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** The whole standard output; the receiver must wipe it. */
+  output: Buffer;
+  overflow: boolean;
+  stoppedByUs: boolean;
+}
+
+export interface ClientRun {
+  readonly pid: number | undefined;
+  /** SIGTERM now, SIGKILL if it is still there after graceMs. */
+  stop(graceMs: number): void;
+}
+
+export interface ClientHandlers {
+  /** The program could not be started at all (missing, not executable). */
+  onSpawnError(err: NodeJS.ErrnoException): void;
+  onEnd(e: ClientEndEvent): void;
+}
+
+export function startClient(spec: ClientSpec, handlers: ClientHandlers): ClientRun {
+  const [file, ...args] = spec.command;
+  const env = { ...process.env, MANDOSPLUGINHELPERDIR: spec.helperDirectory };
+  // libuv calls setgroups(0, NULL) before setgid()/setuid() when uid/gid are
+  // given, so the client keeps none of root's supplementary groups.
+  // Its own process group (detached = setsid), so stopping it also stops
+  // anything it started that still holds the output pipe.
+  const child: ChildProcess = spawn(file!, args, {
+    env,
+    stdio: ["ignore", "pipe", "inherit"],
+    detached: true,
+    ...(spec.credentials ?? {}),
+  });
+  const chunks: Buffer[] = [];
+  let length = 0;
+  let overflow = false;
+  let stoppedByUs = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  let settled = false;
+
+  const signalGroup = (signal: NodeJS.Signals) => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, signal);
+    } catch {
+      // The group is already gone.
+    }
+  };
+  const wipeChunks = () => {
+    for (const c of chunks) c.fill(0);
+    chunks.length = 0;
+  };
+
+  child.stdout!.on("data", (d: Buffer) => {
+    if (overflow) {
+      d.fill(0);
+      return;
+    }
+    length += d.length;
+    chunks.push(d);
+    if (length > MAX_CLIENT_OUTPUT) {
+      overflow = true;
+      wipeChunks();
+      signalGroup("SIGKILL");
+    }
+  });
+  child.on("error", (err: NodeJS.ErrnoException) => {
+    if (settled) return;
+    if (child.pid === undefined) {
+      settled = true;
+      handlers.onSpawnError(err);
+    }
+  });
+  const end = (code: number | null, signal: NodeJS.Signals | null) => {
+    if (killTimer) clearTimeout(killTimer);
+    if (settled) return;
+    settled = true;
+    child.stdout!.destroy();
+    const output = overflow ? Buffer.alloc(0) : Buffer.concat(chunks, length);
+    wipeChunks();
+    handlers.onEnd({ code, signal, output, overflow, stoppedByUs });
+  };
+  // "close" comes once the output pipe is drained too. Should a leftover
+  // descendant keep the pipe open, the exit status alone decides shortly after.
+  child.on("close", end);
+  child.on("exit", (code, signal) => {
+    setTimeout(() => end(code, signal), stoppedByUs ? 0 : 1000).unref();
+  });
+
+  return {
+    pid: child.pid,
+    stop(graceMs) {
+      if (settled || stoppedByUs) return;
+      stoppedByUs = true;
+      signalGroup("SIGTERM");
+      killTimer = setTimeout(() => signalGroup("SIGKILL"), graceMs);
+    },
+  };
+}

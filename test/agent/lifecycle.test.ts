@@ -1,0 +1,67 @@
+// The agent's decisions, pure: next step, backoff, client outcome, datagram.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { answerDatagram, classifyClientEnd, nextStep, restartDelayMs, tally, type ClientEnd } from "../../src/agent/lifecycle.js";
+
+const idle = { kind: "idle" } as const;
+const running = { kind: "running" } as const;
+const stopping = { kind: "stopping" } as const;
+
+test("a pending question starts the client, once", () => {
+  assert.deepEqual(nextStep({ pending: 1, lingering: 0, client: idle, nowMs: 0 }), { kind: "start-client" });
+  assert.deepEqual(nextStep({ pending: 3, lingering: 2, client: running, nowMs: 0 }), { kind: "wait" });
+  assert.deepEqual(nextStep({ pending: 1, lingering: 0, client: stopping, nowMs: 0 }), { kind: "wait" });
+});
+
+test("backoff delays the restart until its time", () => {
+  const backoff = { kind: "backoff", untilMs: 5000 } as const;
+  assert.deepEqual(nextStep({ pending: 1, lingering: 0, client: backoff, nowMs: 4000 }), { kind: "wait", untilMs: 5000 });
+  assert.deepEqual(nextStep({ pending: 1, lingering: 0, client: backoff, nowMs: 5000 }), { kind: "start-client" });
+  // No question left: nothing to retry for.
+  assert.deepEqual(nextStep({ pending: 0, lingering: 0, client: backoff, nowMs: 0 }), { kind: "exit", code: 0 });
+});
+
+test("no pending question: stop the client, then exit once no live question remains", () => {
+  assert.deepEqual(nextStep({ pending: 0, lingering: 0, client: running, nowMs: 0 }), { kind: "stop-client" });
+  assert.deepEqual(nextStep({ pending: 0, lingering: 1, client: running, nowMs: 0 }), { kind: "stop-client" });
+  assert.deepEqual(nextStep({ pending: 0, lingering: 0, client: stopping, nowMs: 0 }), { kind: "wait" });
+  assert.deepEqual(nextStep({ pending: 0, lingering: 1, client: idle, nowMs: 0 }), { kind: "wait" });
+  assert.deepEqual(nextStep({ pending: 0, lingering: 0, client: idle, nowMs: 0 }), { kind: "exit", code: 0 });
+});
+
+test("restart delays double from 1 s up to 30 s", () => {
+  assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 100].map(restartDelayMs), [0, 1000, 2000, 4000, 8000, 16000, 30000, 30000]);
+});
+
+test("client outcomes", () => {
+  const base: ClientEnd = { code: 0, signal: null, outputLength: 8, overflow: false, stoppedByUs: false };
+  assert.deepEqual(classifyClientEnd(base), { kind: "password" });
+  assert.deepEqual(classifyClientEnd({ ...base, stoppedByUs: true }), { kind: "stopped" });
+  assert.deepEqual(classifyClientEnd({ ...base, code: 1 }), { kind: "failed", reason: "exited with status 1" });
+  assert.deepEqual(classifyClientEnd({ ...base, code: null, signal: "SIGSEGV" }), { kind: "failed", reason: "was killed by SIGSEGV" });
+  assert.equal(classifyClientEnd({ ...base, outputLength: 0 }).kind, "failed");
+  assert.equal(classifyClientEnd({ ...base, overflow: true }).kind, "failed");
+});
+
+test("the answer is '+', the password bytes and a NUL, binary-safe", () => {
+  const pw = Buffer.from([1, 0xff, 0x0a]);
+  assert.deepEqual(answerDatagram(pw), Buffer.from([0x2b, 1, 0xff, 0x0a, 0]));
+  assert.deepEqual(answerDatagram(Buffer.alloc(0)), Buffer.from("+\0"));
+});
+
+test("tally: pending, lingering (answered or left to others), void", () => {
+  assert.deepEqual(
+    tally([
+      { status: "pending", answered: false },
+      { status: "pending", answered: false },
+      { status: "pending", answered: true },
+      { status: "wants-echo", answered: false },
+      { status: "not-ours", answered: false },
+      { status: "expired", answered: false },
+      { status: "asker-gone", answered: true },
+    ]),
+    { pending: 2, lingering: 3 },
+  );
+  assert.deepEqual(tally([{ status: "pending", answered: false }], true), { pending: 0, lingering: 0 });
+  assert.deepEqual(tally([]), { pending: 0, lingering: 0 });
+});
