@@ -25,21 +25,7 @@ function usageError(msg: string): never {
 }
 
 export function toConfigured(c: ClientConfig): ConfiguredClient {
-  return {
-    name: c.name,
-    keyId: c.keyId ?? "",
-    fingerprint: c.fingerprint ?? "",
-    host: c.host,
-    checker: c.checker,
-    timeoutMs: c.timeoutMs,
-    extendedTimeoutMs: c.extendedTimeoutMs,
-    intervalMs: c.intervalMs,
-    approvalDelayMs: c.approvalDelayMs,
-    approvalDurationMs: c.approvalDurationMs,
-    approvedByDefault: c.approvedByDefault,
-    secret: c.secret,
-    enabled: c.enabled,
-  };
+  return { ...c, keyId: c.keyId ?? "", fingerprint: c.fingerprint ?? "" };
 }
 
 /** Saved state, or null; a bad file is reported in one line and set aside. */

@@ -219,19 +219,8 @@ export interface Restored {
 
 function fresh(c: ConfiguredClient, now: number): ClientRecord {
   return {
-    name: c.name,
-    keyId: c.keyId,
-    fingerprint: c.fingerprint,
-    host: c.host,
-    checker: c.checker,
-    timeoutMs: c.timeoutMs,
-    extendedTimeoutMs: c.extendedTimeoutMs,
-    intervalMs: c.intervalMs,
-    approvalDelayMs: c.approvalDelayMs,
-    approvalDurationMs: c.approvalDurationMs,
-    approvedByDefault: c.approvedByDefault,
+    ...c,
     secret: Buffer.from(c.secret),
-    enabled: c.enabled,
     created: now,
     lastEnabled: c.enabled ? now : null,
     lastCheckedOK: null,
