@@ -2,34 +2,12 @@
 // (`npm run install-system` into a temporary DESTDIR), running the
 // generator by hand, reading the trees they produce, and the kernel that
 // dracut can build for.
-import { spawn, type SpawnOptions } from "node:child_process";
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, tempDir, which, type RunResult } from "./index.js";
 
-/**
- * Like index.ts's run(), but with standard input closed from the start:
- * writing to the stdin pipe of a program that exits at once (as the
- * generator does) raises an uncaught EPIPE there.
- */
-export function run(cmd: string, args: string[], opts: SpawnOptions & { timeoutMs?: number } = {}): Promise<RunResult> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(cmd, args, { ...opts, stdio: ["ignore", "pipe", "pipe"] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout!.on("data", (d: Buffer) => out.push(d));
-    child.stderr!.on("data", (d: Buffer) => err.push(d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 30_000);
-    child.on("error", (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      resolvePromise({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() });
-    });
-  });
-}
+import { run } from "./index.js";
+export { run };
 
 export const GENERATOR = join(ROOT, "generators", "mandos-generator");
 export const INSTALL_SCRIPT = join(ROOT, "scripts", "install-system.sh");
