@@ -113,68 +113,9 @@ async function stopGroup(child: ChildProcess, graceMs = 5000): Promise<void> {
   if (timedOut) await Promise.race([gone, sleep(2000)]);
 }
 
-export interface PrivateBus {
-  /** Value for DBUS_SYSTEM_BUS_ADDRESS. */
-  address: string;
-  stop(): Promise<void>;
-}
-
-/**
- * A private dbus-daemon acting as "the system bus" for processes given
- * DBUS_SYSTEM_BUS_ADDRESS; never the machine's own bus. Its socket sits
- * in `dir`, which must be reachable by users the peers drop to.
- */
-export async function startPrivateBus(dir: string, timeoutMs = 10_000): Promise<PrivateBus> {
-  const socket = join(dir, "system_bus_socket");
-  const config = join(dir, "bus.conf");
-  writeFileSync(
-    config,
-    `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=${socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_type="method_call"/>
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow receive_sender="*"/>
-  </policy>
-</busconfig>
-`,
-  );
-  const child = spawn("dbus-daemon", ["--config-file", config, "--nofork", "--print-address"], {
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
-  });
-  const address = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    const timer = setTimeout(() => reject(new Error("dbus-daemon did not start")), timeoutMs);
-    child.stdout!.setEncoding("utf8");
-    child.stdout!.on("data", (d: string) => {
-      out += d;
-      if (out.includes("\n")) {
-        clearTimeout(timer);
-        resolve(out.split("\n")[0]!.trim());
-      }
-    });
-    child.stderr!.resume();
-    child.once("error", (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`dbus-daemon exited (${code})`));
-    });
-  }).catch(async (err: unknown) => {
-    await stopGroup(child);
-    throw err;
-  });
-  return { address, stop: () => stopGroup(child) };
-}
+// One permissive private bus for every peer test (the netns rig's).
+export { startPrivateBus, type PrivateBus } from "./netns.js";
+import { startPrivateBus, type PrivateBus } from "./netns.js";
 
 export interface DebianServerOptions {
   /** Full clients.conf text (sections from mandos-keygen --passfile, etc.). */
