@@ -1,0 +1,692 @@
+// Rig for the boot test (test/boot/): a real LUKS-root virtual machine
+// that must unlock unattended through our dracut module and our server.
+//
+//   - the Debian packages the rig needs, installed with apt-get if missing;
+//   - one host-only initramfs built with dracut (systemd, our 90mandos-ts
+//     from a staged `install-system`, client keys from our mandos-keygen,
+//     virtio drivers, and the test-only observer module in
+//     scripts/boot-rig/), without writing to /usr or to the host's keys;
+//   - a LUKS2 root disk image made without loop devices or device-mapper,
+//     whose /sbin/init prints a marker and powers the machine off;
+//   - a network namespace holding a tap device, our server (Zeroconf on,
+//     private D-Bus) and qemu (TCG) attached to the tap: the guest has no
+//     network configuration and finds the server over IPv6 link-local;
+//   - the guest's serial console, parsed into the boot's steps with the
+//     guest kernel's timestamps.
+// Every process, namespace and work directory is registered and removed
+// by cleanupBootRig(), which also runs at process exit and on signals.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import {
+  appendFileSync,
+  chmodSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { BIN, ROOT, which } from "./index.js";
+import { installStaged, run, type Staged } from "./integration.js";
+import { serverWritableDir, sleep, startBus, type PrivateBus } from "./server.js";
+
+// ---- Packages -----------------------------------------------------------
+
+/** What the rig runs, by Debian package (mandos-client: Debian's 90mandos, for the size comparison). */
+export const BOOT_PACKAGES = [
+  "qemu-system-x86",
+  "linux-image-amd64",
+  "dracut-core",
+  "cryptsetup-bin",
+  "e2fsprogs",
+  "iproute2",
+  "dbus",
+  "kmod",
+  "cpio",
+  "systemd",
+  "mandos-client",
+] as const;
+
+function packageInstalled(name: string): boolean {
+  const r = spawnSync("dpkg-query", ["-W", "-f=${Status}", name], { encoding: "utf8", timeout: 30_000 });
+  return r.status === 0 && r.stdout.includes("ok installed");
+}
+
+/**
+ * Installs the packages that are missing (root only; apt-get, no
+ * recommends: the "dracut" metapackage would remove initramfs-tools).
+ * Returns what is still missing afterwards.
+ */
+export function installMissingPackages(packages: readonly string[] = BOOT_PACKAGES): string[] {
+  const missing = packages.filter((p) => !packageInstalled(p));
+  if (missing.length === 0 || process.getuid?.() !== 0 || !which("apt-get")) return missing;
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  const opts = { env, encoding: "utf8" as const, timeout: 900_000 };
+  let r = spawnSync("apt-get", ["install", "-y", "-q", "--no-install-recommends", ...missing], opts);
+  if (r.status !== 0) {
+    // Package lists may be missing or stale on a fresh machine.
+    spawnSync("apt-get", ["update", "-q"], opts);
+    r = spawnSync("apt-get", ["install", "-y", "-q", "--no-install-recommends", ...missing], opts);
+  }
+  if (r.status !== 0) process.stderr.write(`boot rig: apt-get install ${missing.join(" ")} failed:\n${r.stderr}\n`);
+  return packages.filter((p) => !packageInstalled(p));
+}
+
+export interface BootKernel {
+  kver: string;
+  vmlinuz: string;
+}
+
+/** A kernel qemu can boot and dracut can build for (image in /boot, modules in /lib/modules), newest first. */
+export function bootKernel(): BootKernel | null {
+  if (!existsSync("/lib/modules")) return null;
+  const kvers = readdirSync("/lib/modules")
+    .filter((k) => existsSync(join("/lib/modules", k, "modules.dep")) && existsSync(`/boot/vmlinuz-${k}`))
+    .sort()
+    .reverse();
+  const kver = kvers[0];
+  return kver ? { kver, vmlinuz: `/boot/vmlinuz-${kver}` } : null;
+}
+
+export const QEMU = "qemu-system-x86_64";
+const DRACUT_BASE = "/usr/lib/dracut";
+const RIG_MODULE = join(ROOT, "scripts", "boot-rig", "99mandos-boot-rig");
+/** Mount points the build hides behind tmpfs (the mandos-client package makes them). */
+const HOST_KEYS = "/etc/keys/mandos";
+const HOST_HOOKS = "/etc/mandos/network-hooks.d";
+
+// ---- Cleanup registry ----------------------------------------------------
+
+const NS_PREFIX = "mbr";
+const live = {
+  processes: new Set<ChildProcess>(),
+  namespaces: new Set<string>(),
+  buses: new Set<PrivateBus>(),
+  dirs: new Set<string>(),
+};
+let hooked = false;
+
+function hookExit(): void {
+  if (hooked) return;
+  hooked = true;
+  process.on("exit", cleanupBootRig);
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.once(sig, () => {
+      cleanupBootRig();
+      process.exit(128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1));
+    });
+  }
+}
+
+function track(child: ChildProcess): ChildProcess {
+  hookExit();
+  live.processes.add(child);
+  child.once("exit", () => live.processes.delete(child));
+  return child;
+}
+
+/** A work directory removed at cleanup. */
+export function workDir(prefix: string): string {
+  hookExit();
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  live.dirs.add(dir);
+  // The servers drop root: they must reach their bus and state below it.
+  // What is secret in it (client keys, images holding them) is 0700/0600.
+  chmodSync(dir, 0o755);
+  return dir;
+}
+
+/** Kill what the rig started, delete its namespaces and work directories (synchronous, idempotent). */
+export function cleanupBootRig(): void {
+  for (const child of live.processes) {
+    try {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }
+  live.processes.clear();
+  for (const bus of live.buses) bus.stop();
+  live.buses.clear();
+  for (const ns of live.namespaces) deleteNamespace(ns);
+  live.namespaces.clear();
+  for (const dir of live.dirs) rmSync(dir, { recursive: true, force: true });
+  live.dirs.clear();
+}
+
+/** Kill whatever still runs in the namespace, then delete it. */
+function deleteNamespace(ns: string): void {
+  const pids = spawnSync("ip", ["netns", "pids", ns], { encoding: "utf8", timeout: 10_000 }).stdout ?? "";
+  for (const pid of pids.split(/\s+/).filter((p) => /^\d+$/.test(p))) {
+    try {
+      process.kill(Number(pid), "SIGKILL");
+    } catch {
+      // Gone already.
+    }
+  }
+  spawnSync("ip", ["netns", "del", ns], { stdio: "ignore", timeout: 10_000 });
+}
+
+/** Namespaces left by earlier runs whose process is gone. */
+function sweepStaleNamespaces(): void {
+  const r = spawnSync("ip", ["netns", "list"], { encoding: "utf8", timeout: 10_000 });
+  for (const line of (r.stdout ?? "").split("\n")) {
+    const name = line.split(" ")[0] ?? "";
+    const m = new RegExp(`^${NS_PREFIX}-(\\d+)-`).exec(name);
+    if (m && !existsSync(`/proc/${m[1]}`)) deleteNamespace(name);
+  }
+}
+
+// ---- Images ---------------------------------------------------------------
+
+export interface ClientKeys {
+  dir: string;
+  /** The clients.conf section our keygen printed, renamed to `name`. */
+  section(name: string): string;
+}
+
+/** Client keys and a clients.conf section for `passphrase`, made by our mandos-keygen. */
+export async function makeClientKeys(dir: string, passphrase: string): Promise<ClientKeys> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const keygen = join(BIN, "mandos-keygen");
+  const gen = await run(process.execPath, [keygen, "--dir", dir, "--force"], { timeoutMs: 180_000 });
+  if (gen.code !== 0) throw new Error(`mandos-keygen --dir failed (${gen.code ?? gen.signal}): ${gen.stderr.trim()}`);
+  const passfile = join(dirname(dir), "passphrase");
+  writeFileSync(passfile, passphrase, { mode: 0o600 });
+  try {
+    const sec = await run(process.execPath, [keygen, "--dir", dir, "--passfile", passfile, "--name", "KEYNAME", "--no-ssh"], {
+      timeoutMs: 180_000,
+    });
+    if (sec.code !== 0) throw new Error(`mandos-keygen --passfile failed (${sec.code ?? sec.signal}): ${sec.stderr.trim()}`);
+    const text = sec.stdout.toString();
+    if (!/^\[KEYNAME\]$/m.test(text) || !/^secret =/m.test(text)) throw new Error(`mandos-keygen printed no clients.conf section`);
+    return { dir, section: (name) => text.replace("[KEYNAME]", `[${name}]`) };
+  } finally {
+    rmSync(passfile, { force: true });
+  }
+}
+
+export interface DracutBuild {
+  image: string;
+  seconds: number;
+  log: string;
+}
+
+/**
+ * One dracut build into `out` from a copy of dracut's files (`dracutBase`),
+ * with `keysDir` shown as /etc/keys/mandos and an empty network hook
+ * directory, both only inside a private mount namespace.
+ */
+export async function dracutBuild(opts: {
+  dracutBase: string;
+  staged: string;
+  kver: string;
+  keysDir: string;
+  tmp: string;
+  out: string;
+  args: string[];
+}): Promise<DracutBuild> {
+  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const started = Date.now();
+  const hooks = existsSync(HOST_HOOKS) ? `mount -t tmpfs tmpfs ${HOST_HOOKS}` : ":";
+  const r = await run(
+    "unshare",
+    ["--mount", "--propagation", "private", "sh", "-ec",
+      `mount -t tmpfs -o mode=0700 tmpfs ${HOST_KEYS}
+       cp -a ${quote(opts.keysDir)}/. ${HOST_KEYS}/
+       ${hooks}
+       exec dracut --force --no-compress --no-early-microcode --hostonly --no-hostonly-cmdline \
+         --tmpdir ${quote(opts.tmp)} --kver ${quote(opts.kver)} ${opts.args.map(quote).join(" ")} ${quote(opts.out)}`],
+    {
+      env: { ...process.env, mandos_ts_sysroot: opts.staged, dracutbasedir: opts.dracutBase },
+      timeoutMs: 480_000,
+    },
+  );
+  const log = `${r.stdout.toString()}${r.stderr}`;
+  if (r.code !== 0 || !existsSync(opts.out)) {
+    throw new Error(`dracut failed (${r.code ?? r.signal}):\n${log.split("\n").slice(-25).join("\n")}`);
+  }
+  return { image: opts.out, seconds: (Date.now() - started) / 1000, log };
+}
+
+/** Drivers the guest needs that a host-only build would not see on this host. */
+export const GUEST_DRIVERS = ["virtio_pci", "virtio_blk", "virtio_net", "dm_crypt", "xts", "ext4"];
+/** Modules common to every build: only the Mandos module differs. */
+function buildArgs(mandosModule: string | null): string[] {
+  return [
+    "--omit", mandosModule === "mandos" ? "plymouth mandos-ts" : "plymouth mandos",
+    "--add", ["systemd", "crypt", mandosModule, "mandos-boot-rig"].filter(Boolean).join(" "),
+    "--add-drivers", GUEST_DRIVERS.join(" "),
+  ];
+}
+
+export interface Initramfs {
+  kernel: BootKernel;
+  image: string;
+  build: DracutBuild;
+  keys: ClientKeys;
+  /** For the size comparison: the staged tree and dracut copy stay until cleanup. */
+  context: { dracutBase: string; staged: string; keysDir: string; work: string };
+}
+
+/**
+ * Our initramfs: staged install of the product, keys from our keygen,
+ * dracut with systemd, our module and the rig's observer module.
+ */
+export async function buildInitramfs(work: string, kernel: BootKernel, passphrase: string): Promise<Initramfs> {
+  const staged: Staged = await installStaged();
+  live.dirs.add(staged.path);
+  const dracutBase = join(work, "dracut");
+  cpSync(DRACUT_BASE, dracutBase, { recursive: true, verbatimSymlinks: true });
+  cpSync(join(staged.path, "usr/lib/dracut/modules.d/90mandos-ts"), join(dracutBase, "modules.d/90mandos-ts"), { recursive: true });
+  cpSync(RIG_MODULE, join(dracutBase, "modules.d/99mandos-boot-rig"), { recursive: true });
+  const keys = await makeClientKeys(join(work, "keys", "mandos"), passphrase);
+  const build = await dracutBuild({
+    dracutBase,
+    staged: staged.path,
+    kver: kernel.kver,
+    keysDir: keys.dir,
+    tmp: work,
+    out: join(work, "initrd-mandos-ts.img"),
+    args: buildArgs("mandos-ts"),
+  });
+  if (!/Including module: mandos-ts/.test(build.log)) throw new Error("dracut did not include mandos-ts");
+  return { kernel, image: build.image, build, keys, context: { dracutBase, staged: staged.path, keysDir: keys.dir, work } };
+}
+
+export interface ImageSize {
+  uncompressed: number;
+  /** gzip -n -9, dracut's default compressor on Debian 12 (no pigz). */
+  gzip: number;
+}
+
+/** Compressed and uncompressed size of an uncompressed initramfs. */
+export async function imageSize(image: string): Promise<ImageSize> {
+  const uncompressed = statSync(image).size;
+  const gzip = await new Promise<number>((resolve, reject) => {
+    const child = track(spawn("gzip", ["-n", "-9", "-c", image], { stdio: ["ignore", "pipe", "ignore"] }));
+    let bytes = 0;
+    child.stdout!.on("data", (d: Buffer) => (bytes += d.length));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 300_000);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(bytes);
+      else reject(new Error(`gzip ${image} failed (${code})`));
+    });
+  });
+  return { uncompressed, gzip };
+}
+
+/** The same build without a Mandos module, and with Debian's 90mandos instead of ours. */
+export async function comparisonBuilds(initramfs: Initramfs): Promise<{ none: DracutBuild; debian: DracutBuild }> {
+  const { dracutBase, staged, keysDir, work } = initramfs.context;
+  const common = { dracutBase, staged, kver: initramfs.kernel.kver, keysDir, tmp: work };
+  const none = await dracutBuild({ ...common, out: join(work, "initrd-none.img"), args: buildArgs(null) });
+  const debian = await dracutBuild({ ...common, out: join(work, "initrd-debian.img"), args: buildArgs("mandos") });
+  if (!/Including module: mandos \*/.test(debian.log)) throw new Error("dracut did not include Debian's mandos module");
+  return { none, debian };
+}
+
+export interface LuksRoot {
+  image: string;
+  uuid: string;
+}
+
+/**
+ * A LUKS2 root disk in a plain file, without loop devices or
+ * device-mapper: an ext4 file system made from a directory, then
+ * encrypted in place (cheap PBKDF: the guest runs under TCG). Its
+ * /sbin/init prints the marker ROOT_MARKER with the uptime and powers off.
+ */
+export async function makeLuksRoot(work: string, passphrase: string): Promise<LuksRoot> {
+  const rootfs = join(work, "rootfs");
+  for (const d of ["sbin", "bin", "etc", "proc", "sys", "dev", "run"]) mkdirSync(join(rootfs, d), { recursive: true });
+  // systemd switches only into a root with an os-release file.
+  writeFileSync(join(rootfs, "etc/os-release"), 'NAME="Mandos boot test root"\nID=mandos-boot-rig\n');
+  // The init is a dash script: dash and the libraries it links, from the host.
+  copyFileSync("/bin/dash", join(rootfs, "bin/sh"));
+  chmodSync(join(rootfs, "bin/sh"), 0o755);
+  const ldd = await run("ldd", ["/bin/dash"]);
+  for (const lib of ldd.stdout.toString().match(/\/\S+/g) ?? []) {
+    mkdirSync(join(rootfs, dirname(lib)), { recursive: true });
+    copyFileSync(lib, join(rootfs, lib));
+  }
+  writeFileSync(
+    join(rootfs, "sbin/init"),
+    `#!/bin/sh
+read -r up _ < /proc/uptime
+echo "${ROOT_MARKER} at \${up} s" > /dev/console
+echo o > /proc/sysrq-trigger
+`,
+    { mode: 0o755 },
+  );
+  const image = join(work, "root.img");
+  // 96 MiB file, 64 MiB file system: reencrypt takes its 32 MiB from the free end.
+  writeFileSync(image, "");
+  const trunc = await run("truncate", ["-s", "96M", image]);
+  if (trunc.code !== 0) throw new Error(`truncate failed: ${trunc.stderr}`);
+  const mkfs = await run("mkfs.ext4", ["-q", "-F", "-d", rootfs, image, "64M"], { timeoutMs: 60_000 });
+  if (mkfs.code !== 0) throw new Error(`mkfs.ext4 failed: ${mkfs.stderr}`);
+  const keyfile = join(work, "luks-key");
+  writeFileSync(keyfile, passphrase, { mode: 0o600 });
+  try {
+    const enc = await run(
+      "cryptsetup",
+      ["reencrypt", "--batch-mode", "--encrypt", "--type", "luks2", "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000",
+        "--reduce-device-size", "32M", "--key-file", keyfile, image],
+      { timeoutMs: 120_000 },
+    );
+    if (enc.code !== 0) throw new Error(`cryptsetup reencrypt --encrypt failed: ${enc.stderr}`);
+    const check = await run("cryptsetup", ["open", "--test-passphrase", "--key-file", keyfile, image], { timeoutMs: 60_000 });
+    if (check.code !== 0) throw new Error(`the new LUKS image does not take its passphrase: ${check.stderr}`);
+  } finally {
+    rmSync(keyfile, { force: true });
+  }
+  const uuid = (await run("cryptsetup", ["luksUUID", image])).stdout.toString().trim();
+  if (!/^[0-9a-f-]{36}$/.test(uuid)) throw new Error(`no LUKS UUID for ${image}: "${uuid}"`);
+  rmSync(rootfs, { recursive: true, force: true });
+  return { image, uuid };
+}
+
+export const ROOT_MARKER = "MANDOS-BOOT-RIG: root file system mounted, init running";
+
+// ---- Network namespace -------------------------------------------------------
+
+export interface TapNamespace {
+  name: string;
+  tap: string;
+  destroy(): void;
+}
+
+let nsCounter = 0;
+
+/** A fresh namespace with lo and a tap device (up; carrier once qemu opens it). */
+export function createTapNamespace(): TapNamespace {
+  hookExit();
+  sweepStaleNamespaces();
+  const name = `${NS_PREFIX}-${process.pid}-${++nsCounter}`;
+  const ip = (args: string[]) => {
+    const r = spawnSync("ip", args, { encoding: "utf8", timeout: 10_000 });
+    if (r.status !== 0) throw new Error(`ip ${args.join(" ")} failed: ${(r.stderr ?? "").trim() || r.error?.message}`);
+  };
+  ip(["netns", "add", name]);
+  live.namespaces.add(name);
+  ip(["-n", name, "link", "set", "lo", "up"]);
+  ip(["-n", name, "tuntap", "add", "dev", "tap0", "mode", "tap"]);
+  ip(["-n", name, "link", "set", "tap0", "up"]);
+  return {
+    name,
+    tap: "tap0",
+    destroy: () => {
+      if (!live.namespaces.delete(name)) return;
+      deleteNamespace(name);
+    },
+  };
+}
+
+// ---- Processes with logs ---------------------------------------------------
+
+/** A process whose output is kept in memory and appended to a log file as it comes. */
+export class Logged {
+  readonly proc: ChildProcess;
+  private text = "";
+  private exitInfo: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  readonly startedAt = Date.now();
+
+  constructor(cmd: string, args: string[], readonly logFile: string, env: NodeJS.ProcessEnv = process.env) {
+    writeFileSync(logFile, `# ${cmd} ${args.join(" ")}\n`);
+    this.proc = track(spawn(cmd, args, { env, stdio: ["ignore", "pipe", "pipe"] }));
+    const add = (d: Buffer) => {
+      const s = d.toString();
+      this.text += s;
+      appendFileSync(logFile, s);
+    };
+    this.proc.stdout!.on("data", add);
+    this.proc.stderr!.on("data", add);
+    this.exited = new Promise((resolve) => {
+      this.proc.on("error", (err) => {
+        add(Buffer.from(`\n# spawn failed: ${err.message}\n`));
+        this.exitInfo = { code: null, signal: null };
+        resolve(this.exitInfo);
+      });
+      this.proc.on("close", (code, signal) => {
+        this.exitInfo = { code, signal };
+        appendFileSync(logFile, `\n# exited: ${code ?? signal}\n`);
+        resolve(this.exitInfo);
+      });
+    });
+  }
+
+  output(): string {
+    return this.text;
+  }
+
+  get hasExited(): boolean {
+    return this.exitInfo !== null;
+  }
+
+  /** Wait until the output matches, the process exits (error), or the time is up (error). */
+  async waitFor(re: RegExp, what: string, timeoutMs: number): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const m = re.exec(this.text);
+      if (m) return m;
+      if (this.hasExited) throw new Error(`${what}: the process exited (${this.exitInfo!.code ?? this.exitInfo!.signal}) first`);
+      if (Date.now() > deadline) throw new Error(`${what}: not seen within ${Math.round(timeoutMs / 1000)} s`);
+      await sleep(200);
+    }
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves once it is gone. */
+  async stop(graceMs = 10_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (!this.hasExited) {
+      this.proc.kill("SIGTERM");
+      const timer = setTimeout(() => this.proc.kill("SIGKILL"), graceMs);
+      await this.exited;
+      clearTimeout(timer);
+    }
+    return this.exited;
+  }
+}
+
+// ---- Mandos servers ----------------------------------------------------------
+
+export interface BootServer {
+  name: string;
+  bus: PrivateBus;
+  process: Logged;
+  stop(): Promise<void>;
+}
+
+/**
+ * Our server in the namespace, announcing "_mandos._tcp" on the tap with
+ * Zeroconf, on its own private D-Bus (also where it looks for avahi: there
+ * is none there, so it uses its built-in responder, inside the namespace).
+ */
+export async function startBootServer(opts: {
+  ns: TapNamespace;
+  dir: string;
+  serviceName: string;
+  clientsConf: string;
+  logFile: string;
+  timeoutMs?: number;
+}): Promise<BootServer> {
+  const configDir = join(opts.dir, "config");
+  mkdirSync(configDir, { recursive: true });
+  writeFileSync(
+    join(configDir, "mandos.conf"),
+    `[DEFAULT]\ninterface = ${opts.ns.tap}\nzeroconf = True\nuse_dbus = True\nservicename = ${opts.serviceName}\n`,
+  );
+  writeFileSync(join(configDir, "clients.conf"), opts.clientsConf, { mode: 0o600 });
+  const stateDir = serverWritableDir(join(opts.dir, "state"));
+  const bus = startBus(join(opts.dir, "bus"));
+  live.buses.add(bus);
+  const process_ = new Logged(
+    "ip",
+    ["netns", "exec", opts.ns.name, process.execPath, join(BIN, "mandos"), "--debug", "--configdir", configDir, "--statedir", stateDir],
+    opts.logFile,
+    bus.env,
+  );
+  const stop = async () => {
+    await process_.stop();
+    bus.stop();
+    live.buses.delete(bus);
+  };
+  try {
+    await process_.waitFor(/Now listening on address/, `server ${opts.serviceName} start`, opts.timeoutMs ?? 60_000);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { name: opts.serviceName, bus, process: process_, stop };
+}
+
+/** Our mandos-ctl on a server's private bus. */
+export function mandosCtl(server: BootServer, args: string[], timeoutMs = 30_000) {
+  return run(process.execPath, [join(BIN, "mandos-ctl"), ...args], { env: server.bus.env, timeoutMs });
+}
+
+/** A clients.conf for the boot test: a checker that always succeeds (no host to ping). */
+export function clientsConf(sections: string[]): string {
+  return `[DEFAULT]\nchecker = /bin/true\n\n${sections.join("\n")}\n`;
+}
+
+// ---- The guest -------------------------------------------------------------------
+
+/** Kernel command line for a guest with this LUKS root (no network configuration at all). */
+export function guestCommandLine(root: LuksRoot, extra: string[] = []): string {
+  return [
+    "console=ttyS0",
+    "panic=-1",
+    "rd.shell=0",
+    "rd.emergency=poweroff",
+    `rd.luks.uuid=${root.uuid}`,
+    `root=/dev/mapper/luks-${root.uuid}`,
+    "rootfstype=ext4",
+    // The journal (the agent's and the client's logs) on the serial console, with timestamps.
+    "systemd.journald.forward_to_console=1",
+    "mandos=debug",
+    ...extra,
+  ].join(" ");
+}
+
+/** qemu under TCG in the namespace, attached to its tap; the serial console is its standard output. */
+export function bootGuest(opts: {
+  ns: TapNamespace;
+  initramfs: Initramfs;
+  disk: string;
+  commandLine: string;
+  consoleLog: string;
+}): Logged {
+  return new Logged(
+    "ip",
+    ["netns", "exec", opts.ns.name, QEMU,
+      "-machine", "q35,accel=tcg", "-cpu", "max", "-smp", "2", "-m", "1024",
+      "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
+      "-kernel", opts.initramfs.kernel.vmlinuz, "-initrd", opts.initramfs.image,
+      "-drive", `file=${opts.disk},format=raw,if=virtio`,
+      "-netdev", `tap,id=n0,ifname=${opts.ns.tap},script=no,downscript=no`,
+      "-device", "virtio-net-pci,netdev=n0",
+      "-append", opts.commandLine],
+    opts.consoleLog,
+  );
+}
+
+// ---- Reading the console (pure) ----------------------------------------------------
+
+/** Console text without terminal escapes and carriage returns. */
+export function cleanConsole(raw: string): string {
+  return raw.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "").replace(/\x1bc/g, "").replace(/\r/g, "");
+}
+
+export interface GuestStep {
+  key: string;
+  label: string;
+  re: RegExp;
+}
+
+/** The boot's steps, in the order they should happen. */
+export const GUEST_STEPS: readonly GuestStep[] = [
+  { key: "kernel", label: "kernel started", re: /Linux version \d/ },
+  { key: "initrd", label: "systemd running in the initramfs", re: /systemd\[1\]: Running in initrd/ },
+  { key: "cryptsetup", label: "systemd-cryptsetup started for the root", re: /systemd\[1\]: Starting systemd-cryptsetup@/ },
+  { key: "question", label: "password question asked (ask-password-mandos.service started)", re: /systemd\[1\]: Started ask-password-mandos\.service/ },
+  { key: "interface", label: "client chose its interface", re: /mandos-client: debug: will use interface "([^"]+)"/ },
+  { key: "browsing", label: "client browsing Zeroconf", re: /mandos-client: debug: Zeroconf: browsing for _mandos\._tcp/ },
+  { key: "found", label: "client found a server", re: /mandos-client: debug: (?:Zeroconf: Mandos server "[^"]*" found|found server) .*/ },
+  { key: "answered", label: "agent answered the question", re: /password-agent\[\d+\]: password-agent: answered question.*/ },
+  { key: "unlocked", label: "LUKS volume opened", re: /systemd\[1\]: Finished systemd-cryptsetup@.*/ },
+  { key: "mounted", label: "root file system mounted", re: /EXT4-fs \(dm-\d+\): mounted filesystem.*/ },
+  { key: "init", label: "the root's /sbin/init ran", re: new RegExp(`${ROOT_MARKER} at [\\d.]+ s`) },
+];
+
+export interface StepSeen {
+  key: string;
+  label: string;
+  /** Guest seconds since the kernel started (the line's timestamp), if it has one. */
+  seconds: number | null;
+  line: string;
+}
+
+/** The guest timestamp "[   12.345678]" of a console line, or the uptime the rig's markers print. */
+export function lineSeconds(line: string): number | null {
+  const stamp = /^\[\s*(\d+\.\d+)\]/.exec(line);
+  if (stamp) return Number(stamp[1]);
+  const marker = /MANDOS-BOOT-RIG: .* at (\d+(?:\.\d+)?) s/.exec(line);
+  return marker ? Number(marker[1]) : null;
+}
+
+/** First occurrence of each step in the console text. */
+export function stepsSeen(console: string): Map<string, StepSeen> {
+  const lines = cleanConsole(console).split("\n");
+  const seen = new Map<string, StepSeen>();
+  for (const step of GUEST_STEPS) {
+    const line = lines.find((l) => step.re.test(l));
+    if (line !== undefined) seen.set(step.key, { key: step.key, label: step.label, seconds: lineSeconds(line), line: line.trim() });
+  }
+  return seen;
+}
+
+/** The first step (in GUEST_STEPS order, up to `until`) the console does not show. */
+export function firstMissingStep(console: string, until: string): GuestStep | null {
+  const seen = stepsSeen(console);
+  for (const step of GUEST_STEPS) {
+    if (!seen.has(step.key)) return step;
+    if (step.key === until) break;
+  }
+  return null;
+}
+
+export interface QuestionList {
+  seconds: number;
+  questions: string[];
+}
+
+/** The rig probe's lists of pending questions (mandos_boot_rig.probe), in order. */
+export function questionLists(console: string): QuestionList[] {
+  const lists: QuestionList[] = [];
+  let current: QuestionList | null = null;
+  for (const line of cleanConsole(console).split("\n")) {
+    const start = /MANDOS-BOOT-RIG: pending questions at (\d+(?:\.\d+)?) s:/.exec(line);
+    if (start) {
+      current = { seconds: Number(start[1]), questions: [] };
+      continue;
+    }
+    if (!current) continue;
+    if (/MANDOS-BOOT-RIG: end of list/.test(line)) {
+      lists.push(current);
+      current = null;
+      continue;
+    }
+    const q = /MANDOS-BOOT-RIG: {3}(.*)$/.exec(line);
+    if (q) current.questions.push(q[1]!.trim());
+  }
+  return lists;
+}
