@@ -6,12 +6,9 @@
 import { createRequire } from "node:module";
 import { isIPv4, isIPv6 } from "node:net";
 
-// multicast-dns and dns-packet come with bonjour-service. Resolve them the
-// way bonjour-service itself does, so a nested install still works.
-const requireHere = createRequire(import.meta.url);
-const requireFromBonjour = createRequire(requireHere.resolve("bonjour-service"));
-const multicastDnsPath = requireFromBonjour.resolve("multicast-dns");
-const requireFromMdns = createRequire(multicastDnsPath);
+// multicast-dns and dns-packet are the layers under bonjour-service, which
+// we use directly (see docs/design.md); both are CommonJS without types.
+const require = createRequire(import.meta.url);
 
 export type RecordType = "PTR" | "SRV" | "TXT" | "A" | "AAAA" | "ANY" | "NSEC";
 
@@ -60,7 +57,7 @@ interface DnsPacketModule {
   AUTHORITATIVE_ANSWER: number;
 }
 
-export const dnsPacket = requireFromMdns("dns-packet") as DnsPacketModule;
+export const dnsPacket = require("dns-packet") as DnsPacketModule;
 
 export interface RemoteInfo {
   address: string;
@@ -89,7 +86,7 @@ export interface MulticastDnsOptions {
   ttl: number;
 }
 
-export const multicastDns = requireHere(multicastDnsPath) as (opts: MulticastDnsOptions) => MulticastDns;
+export const multicastDns = require("multicast-dns") as (opts: MulticastDnsOptions) => MulticastDns;
 
 export const MDNS_PORT = 5353;
 export const MDNS_IPV6 = "ff02::fb";

@@ -122,7 +122,7 @@ test("dracut builds a host-only initramfs with everything the agent needs", { sk
       has(node.slice(1));
       for (const path of ["password-agent", "mandos-client", "dist/src/agent/main.js", "dist/src/client/main.js",
         "package.json", "node_modules/koffi/package.json", "node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node",
-        "node_modules/openpgp/dist/node/openpgp.mjs", "node_modules/bonjour-service/package.json", "no-network-hooks.d"]) {
+        "node_modules/openpgp/dist/node/openpgp.mjs", "node_modules/multicast-dns/package.json", "no-network-hooks.d"]) {
         has(`usr/lib/mandos-ts/${path}`);
       }
       assert.match(entries.get("usr/lib/mandos-ts/password-agent")!.mode, /^-rwxr-xr-x/);

@@ -76,7 +76,7 @@ test("install-system lays out the program tree, launchers, units, generator, dra
 
     // Production dependencies only, pruned, koffi native for linux-x64 only.
     const modules = join(d, LIB, "node_modules");
-    for (const pkg of ["koffi", "openpgp", "dbus-next", "bonjour-service", "ini", "multicast-dns"]) {
+    for (const pkg of ["koffi", "openpgp", "dbus-next", "ini", "multicast-dns", "dns-packet"]) {
       assert.ok(existsSync(join(modules, pkg, "package.json")), pkg);
     }
     for (const pkg of ["typescript", "@types"]) assert.ok(!existsSync(join(modules, pkg)), pkg);
@@ -128,7 +128,7 @@ test("the installed programs run from the installed tree with its own node_modul
     const probe = join(d, LIB, "dist", "probe.mjs");
     writeFileSync(
       probe,
-      `const names = ["koffi", "openpgp", "dbus-next", "bonjour-service", "ini"];
+      `const names = ["koffi", "openpgp", "dbus-next", "multicast-dns", "dns-packet", "ini"];
        const resolved = names.map((n) => import.meta.resolve(n));
        const koffi = (await import("koffi")).default;
        const gnutls = koffi.load("libgnutls.so.30");
