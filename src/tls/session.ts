@@ -33,6 +33,8 @@ export const DEFAULT_PRIORITY =
 
 /** Bytes we buffer from a peer before GnuTLS consumes them; more is abuse. */
 const MAX_INBOUND = 256 * 1024;
+/** Non-fatal results (warning alerts, retries) in a row before we give up on a peer. */
+const MAX_NONFATAL_RETRIES = 16;
 
 export class TlsError extends Error {}
 
@@ -201,10 +203,15 @@ export class TlsConnection {
     const session = this.live();
     const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     let offset = 0;
+    let retries = 0;
     while (offset < buf.length) {
       const rest = buf.subarray(offset);
       const rc = this.call(() => gnutls().recordSend(session, rest, rest.length));
-      if (rc === E_AGAIN || rc === E_INTERRUPTED) continue; // our push never blocks
+      if (rc === E_AGAIN || rc === E_INTERRUPTED) {
+        // Our push never blocks, so this is rare; never spin on it.
+        if (++retries > MAX_NONFATAL_RETRIES) throw new TlsError("cannot send: GnuTLS keeps asking to try again");
+        continue;
+      }
       offset += check("gnutls_record_send", rc);
     }
   }
@@ -292,13 +299,17 @@ export class TlsConnection {
         if (err) reject(err);
         else resolve();
       };
+      let nonFatal = 0;
       const attempt = () => {
         try {
           for (;;) {
             if (this.failure) return finish(this.failure);
             const r = this.call(step);
             if (r === "done") return finish(null);
-            if (r === "again") continue;
+            if (r === "again") {
+              nonFatal = 0;
+              continue;
+            }
             if (r === E_AGAIN || r === E_INTERRUPTED) {
               if (this.eof && this.inboundBytes === 0) {
                 return finish(new TlsError(`peer closed the connection during ${what}`));
@@ -306,7 +317,7 @@ export class TlsConnection {
               this.wake = attempt;
               return;
             }
-            if (gnutls().errorIsFatal(r)) return finish(new GnuTlsError(what, r));
+            if (gnutls().errorIsFatal(r) || ++nonFatal > MAX_NONFATAL_RETRIES) return finish(new GnuTlsError(what, r));
           }
         } catch (err) {
           finish(err instanceof Error ? err : new TlsError(String(err)));
