@@ -1,10 +1,9 @@
 // A listening TCP socket bound to one network interface (SO_BINDTODEVICE),
 // which Node's net module cannot ask for. Made through libc, then handed to
 // net.Server.listen({ fd }); Mandos's --interface means exactly this.
-import { createRequire } from "node:module";
 import { isIP } from "node:net";
-import { readFileSync } from "node:fs";
-import { getSystemErrorMap } from "node:util";
+import { describeErrno, libcFunctions } from "./libc.js";
+import { readSysInterface, type SysInterface } from "./interfaces.js";
 
 const AF_INET = 2;
 const AF_INET6 = 10;
@@ -18,30 +17,15 @@ const IPPROTO_IPV6 = 41;
 const IPV6_V6ONLY = 26;
 const IFNAMSIZ = 16;
 
-type Fn = (...args: unknown[]) => number;
-let libc: { socket: Fn; setsockopt: Fn; bind: Fn; listen: Fn; close: Fn; errno: () => number } | null = null;
-
-function c(): NonNullable<typeof libc> {
-  if (libc) return libc;
-  const koffi = createRequire(import.meta.url)("koffi") as typeof import("koffi");
-  const lib = koffi.load("libc.so.6");
-  libc = {
-    socket: lib.func("int socket(int domain, int type, int protocol)") as Fn,
-    setsockopt: lib.func("int setsockopt(int fd, int level, int name, const void *value, uint32_t len)") as Fn,
-    bind: lib.func("int bind(int fd, const void *addr, uint32_t len)") as Fn,
-    listen: lib.func("int listen(int fd, int backlog)") as Fn,
-    close: lib.func("int close(int fd)") as Fn,
-    errno: () => koffi.errno(),
-  };
-  return libc;
-}
+const c = libcFunctions({
+  socket: "int socket(int domain, int type, int protocol)",
+  setsockopt: "int setsockopt(int fd, int level, int name, const void *value, uint32_t len)",
+  bind: "int bind(int fd, const void *addr, uint32_t len)",
+  listen: "int listen(int fd, int backlog)",
+  close: "int close(int fd)",
+});
 
 export class ListenError extends Error {}
-
-function errnoText(errno: number): string {
-  const [code, text] = getSystemErrorMap().get(-errno) ?? [`errno ${errno}`, "unknown error"];
-  return `${code} (${text})`;
-}
 
 /** struct sockaddr_in6 / sockaddr_in for an address, port and (IPv6) scope. */
 export function sockaddr(address: string, port: number, scopeId = 0): Buffer {
@@ -85,11 +69,14 @@ function ipv6Bytes(address: string): Buffer {
 }
 
 function interfaceIndex(name: string): number {
+  let iface: SysInterface | null = null;
   try {
-    return Number(readFileSync(`/sys/class/net/${name}/ifindex`, "utf8").trim());
+    iface = readSysInterface(name);
   } catch {
-    throw new ListenError(`no network interface ${JSON.stringify(name)}`);
+    // Unreadable counts as absent here.
   }
+  if (iface === null) throw new ListenError(`no network interface ${JSON.stringify(name)}`);
+  return iface.index;
 }
 
 /**
@@ -105,12 +92,12 @@ export function listenOnDevice(address: string, port: number, device: string, ba
   const addr = sockaddr(address, port, scope);
   const lib = c();
   const fd = lib.socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw new ListenError(`socket: ${errnoText(lib.errno())}`);
+  if (fd < 0) throw new ListenError(`socket: ${describeErrno(lib.errno())}`);
   const step = (what: string, rc: number) => {
     if (rc >= 0) return;
     const errno = lib.errno();
     lib.close(fd);
-    throw new ListenError(`${what}: ${errnoText(errno)}`);
+    throw new ListenError(`${what}: ${describeErrno(errno)}`);
   };
   const one = Buffer.alloc(4);
   one.writeInt32LE(1);

@@ -3,9 +3,8 @@
 // both systemd's password agent protocol and sd_notify() need datagrams.
 // Calls are synchronous and non-blocking (MSG_DONTWAIT): a datagram to a
 // local socket either fits in the peer's queue at once or fails with EAGAIN.
-import { createRequire } from "node:module";
-import { getSystemErrorMap } from "node:util";
 import { endianness } from "node:os";
+import { describeErrno, errnoCode, libcFunctions } from "./libc.js";
 
 const AF_UNIX = 1;
 const SOCK_DGRAM = 2;
@@ -16,62 +15,40 @@ const POLLIN = 0x1;
 /** sizeof(struct sockaddr_un.sun_path) on Linux. */
 const SUN_PATH_MAX = 108;
 
-type Koffi = typeof import("koffi");
-type Fn = (...args: unknown[]) => unknown;
-interface Libc {
-  koffi: Koffi;
-  socket: Fn;
-  sendto: Fn;
-  bind: Fn;
-  recv: Fn;
-  poll: Fn;
-  close: Fn;
-}
-let libc: Libc | undefined;
+const c = libcFunctions({
+  socket: "int socket(int domain, int type, int protocol)",
+  sendto: "intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)",
+  bind: "int bind(int fd, const void *addr, uint32_t addrlen)",
+  recv: "intptr_t recv(int fd, _Out_ void *buf, size_t len, int flags)",
+  poll: "int poll(_Inout_ void *fds, uint64_t nfds, int timeout)",
+  close: "int close(int fd)",
+});
 
 /**
  * Load koffi and bind the libc calls (10-20 ms), once. Importing this
  * module costs nothing more; callers on a critical path (a password agent
  * waiting for its client) can call this early to take the cost off it.
- * koffi is required as CommonJS, which loads synchronously.
  */
 export function loadUnixDgram(): void {
-  if (libc) return;
-  const koffi = createRequire(import.meta.url)("koffi") as Koffi;
-  const lib = koffi.load("libc.so.6");
-  libc = {
-    koffi,
-    socket: lib.func("int socket(int domain, int type, int protocol)"),
-    sendto: lib.func("intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)"),
-    bind: lib.func("int bind(int fd, const void *addr, uint32_t addrlen)"),
-    recv: lib.func("intptr_t recv(int fd, _Out_ void *buf, size_t len, int flags)"),
-    poll: lib.func("int poll(_Inout_ void *fds, uint64_t nfds, int timeout)"),
-    close: lib.func("int close(int fd)"),
-  };
-}
-
-function c(): Libc {
-  loadUnixDgram();
-  return libc!;
+  c();
 }
 
 /** A failed system call, with errno's symbolic name and the socket it concerned. */
 export class UnixDgramError extends Error {
+  readonly code: string;
   constructor(
     readonly syscall: string,
     readonly errno: number,
-    readonly code: string,
     readonly path: string,
   ) {
-    const [, text] = getSystemErrorMap().get(-errno) ?? [code, "unknown error"];
-    super(`${syscall} ${path}: ${code} (${text})`);
+    super(`${syscall} ${path}: ${describeErrno(errno)}`);
+    this.code = errnoCode(errno);
     this.name = "UnixDgramError";
   }
 }
 
-function fail(syscall: string, path: string, errno = c().koffi.errno()): never {
-  const [code] = getSystemErrorMap().get(-errno) ?? [`errno ${errno}`];
-  throw new UnixDgramError(syscall, errno, code, path);
+function fail(syscall: string, path: string, errno = c().errno()): never {
+  throw new UnixDgramError(syscall, errno, path);
 }
 
 /**
@@ -82,11 +59,11 @@ export function sockaddrUn(socketPath: string): Buffer {
   const abstract = socketPath.startsWith("@");
   const name = Buffer.from(abstract ? socketPath.slice(1) : socketPath, "utf8");
   if (!abstract && (socketPath === "" || name.includes(0))) {
-    throw new UnixDgramError("sockaddr", 22, "EINVAL", socketPath);
+    throw new UnixDgramError("sockaddr", 22 /* EINVAL */, socketPath);
   }
   // Room for the terminating NUL of a path name; none for an abstract name.
   const used = abstract ? 1 + name.length : name.length + 1;
-  if (used > SUN_PATH_MAX) throw new UnixDgramError("sockaddr", 36, "ENAMETOOLONG", socketPath);
+  if (used > SUN_PATH_MAX) throw new UnixDgramError("sockaddr", 36 /* ENAMETOOLONG */, socketPath);
   const addr = Buffer.alloc(2 + used);
   if (endianness() === "LE") addr.writeUInt16LE(AF_UNIX, 0);
   else addr.writeUInt16BE(AF_UNIX, 0);
@@ -95,7 +72,7 @@ export function sockaddrUn(socketPath: string): Buffer {
 }
 
 function openSocket(path: string): number {
-  const fd = c().socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0) as number;
+  const fd = c().socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) fail("socket", path);
   return fd;
 }
@@ -109,10 +86,10 @@ export function sendDatagram(socketPath: string, data: Buffer): void {
   const addr = sockaddrUn(socketPath);
   const fd = openSocket(socketPath);
   try {
-    const n = c().sendto(fd, data, data.length, MSG_DONTWAIT | MSG_NOSIGNAL, addr, addr.length) as number;
+    const n = c().sendto(fd, data, data.length, MSG_DONTWAIT | MSG_NOSIGNAL, addr, addr.length);
     if (n < 0) fail("sendto", socketPath);
     // A datagram is all or nothing; a short count would be a kernel oddity.
-    if (n !== data.length) throw new UnixDgramError("sendto", 5, "EIO", socketPath);
+    if (n !== data.length) throw new UnixDgramError("sendto", 5 /* EIO */, socketPath);
   } finally {
     c().close(fd);
   }
@@ -133,8 +110,8 @@ export interface DatagramReceiver {
 export function bindDatagram(socketPath: string): DatagramReceiver {
   const addr = sockaddrUn(socketPath);
   const fd = openSocket(socketPath);
-  if ((c().bind(fd, addr, addr.length) as number) < 0) {
-    const errno = c().koffi.errno();
+  if ((c().bind(fd, addr, addr.length)) < 0) {
+    const errno = c().errno();
     c().close(fd);
     fail("bind", socketPath, errno);
   }
@@ -142,7 +119,7 @@ export function bindDatagram(socketPath: string): DatagramReceiver {
   return {
     path: socketPath,
     receive(timeoutMs, maxLength = 65536) {
-      if (!open) throw new UnixDgramError("recv", 9, "EBADF", socketPath);
+      if (!open) throw new UnixDgramError("recv", 9 /* EBADF */, socketPath);
       // struct pollfd { int fd; short events; short revents; }
       const pfd = Buffer.alloc(8);
       pfd.writeInt32LE(fd, 0);
@@ -150,16 +127,16 @@ export function bindDatagram(socketPath: string): DatagramReceiver {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const left = Math.max(0, deadline - Date.now());
-        const r = c().poll(pfd, 1, Math.min(left, 2 ** 31 - 1)) as number;
+        const r = c().poll(pfd, 1, Math.min(left, 2 ** 31 - 1));
         if (r < 0) {
-          if (c().koffi.errno() === 4 /* EINTR */) continue;
+          if (c().errno() === 4 /* EINTR */) continue;
           fail("poll", socketPath);
         }
         if (r === 0) return null;
         break;
       }
       const buf = Buffer.alloc(maxLength);
-      const n = c().recv(fd, buf, buf.length, MSG_DONTWAIT) as number;
+      const n = c().recv(fd, buf, buf.length, MSG_DONTWAIT);
       if (n < 0) fail("recv", socketPath);
       return buf.subarray(0, n);
     },

@@ -6,6 +6,7 @@
 import dbus from "dbus-next";
 import { DEFAULT_SERVICE_NAME, DEFAULT_SERVICE_TYPE } from "./names.js";
 import { listInterfaces } from "./interfaces.js";
+import { establishment } from "./establish.js";
 import type { AnnounceOptions, AnnounceProtocol, Announcement } from "./types.js";
 import type { Logger } from "../cli/log.js";
 import { errorMessage } from "../cli/log.js";
@@ -142,23 +143,7 @@ export async function announceWithAvahi(conn: AvahiConnection, opts: AnnounceOpt
   let failed = false;
   let busy: Promise<void> = Promise.resolve();
 
-  let settled = false;
-  let resolveEstablished: () => void = () => {};
-  let rejectEstablished: (e: Error) => void = () => {};
-  const established = new Promise<void>((res, rej) => {
-    resolveEstablished = () => {
-      if (!settled) {
-        settled = true;
-        res();
-      }
-    };
-    rejectEstablished = (e) => {
-      if (!settled) {
-        settled = true;
-        rej(e);
-      }
-    };
-  });
+  const start = establishment();
 
   /** Serialise D-Bus sequences so signals cannot interleave them. */
   const serial = (what: string, fn: () => Promise<void>) => {
@@ -178,7 +163,7 @@ export async function announceWithAvahi(conn: AvahiConnection, opts: AnnounceOpt
     failed = true;
     log.error(err.message);
     void stop();
-    if (!settled) rejectEstablished(err);
+    if (!start.settled) start.failed(err);
     else if (opts.onError) opts.onError(err);
   };
 
@@ -248,9 +233,9 @@ export async function announceWithAvahi(conn: AvahiConnection, opts: AnnounceOpt
       if (msg.interface === ENTRY_GROUP && msg.member === "StateChanged" && msg.path === group) {
         const [state, error] = body;
         if (state === GROUP_ESTABLISHED) {
-          if (!settled) log.info(`Zeroconf: announcing service "${name}" (${serviceType}) on port ${opts.port} through avahi-daemon`);
+          if (!start.settled) log.info(`Zeroconf: announcing service "${name}" (${serviceType}) on port ${opts.port} through avahi-daemon`);
           else log.debug(`Zeroconf: service "${name}" established`);
-          resolveEstablished();
+          start.established();
         } else if (state === GROUP_COLLISION) {
           log.info(`Zeroconf: service name collision for "${name}"`);
           void serial("rename", rename);
@@ -308,23 +293,13 @@ export async function announceWithAvahi(conn: AvahiConnection, opts: AnnounceOpt
     throw new Error(`Zeroconf: cannot talk to avahi-daemon: ${errorMessage(err)}`);
   }
 
-  const timeout = setTimeout(() => {
-    if (!settled) log.info(`Zeroconf: service "${name}" still being registered with avahi-daemon`);
-    resolveEstablished();
-  }, opts.establishTimeoutMs ?? 5000);
-  try {
-    await established;
-  } finally {
-    clearTimeout(timeout);
-  }
-
-  return {
-    get name() {
-      return name;
-    },
-    via: "avahi" as const,
+  return start.announcement({
+    timeoutMs: opts.establishTimeoutMs ?? 5000,
+    stillWaiting: () => log.info(`Zeroconf: service "${name}" still being registered with avahi-daemon`),
+    name: () => name,
+    via: "avahi",
     stop,
-  };
+  });
 }
 
 /** avahi-daemon's alternative service name for `name` (used by tests to check our rule). */

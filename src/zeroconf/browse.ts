@@ -4,7 +4,7 @@
 // address) once as found and again when it goes away: by goodbye packet,
 // TTL expiry, or silence over several re-queries.
 import { ServiceCache, diffReports, reportKey, sortResolved, DEFAULT_LIMITS } from "./browse-cache.js";
-import { listInterfaces, chooseInterfaces, suitableForBrowsing, withZone, type NetInterface } from "./interfaces.js";
+import { surveyInterfaces, suitableForBrowsing, withZone } from "./interfaces.js";
 import { MdnsLink } from "./link.js";
 import { DEFAULT_SERVICE_TYPE, serviceTypeFqdn } from "./names.js";
 import { MDNS_PORT, type DnsQuestion, type Received, type RemoteInfo } from "./dns.js";
@@ -94,18 +94,9 @@ export function browse(opts: BrowseOptions): Browser {
 
   /** Open links for new interfaces, close those of vanished ones. */
   const reconcile = () => {
-    let all: NetInterface[];
-    try {
-      all = listInterfaces();
-    } catch (err) {
-      log.warning(`Zeroconf: cannot list network interfaces: ${errorMessage(err)}`);
-      return;
-    }
-    const { chosen, missing } = chooseInterfaces(all, opts.interfaces, suitableForBrowsing);
-    for (const m of missing) {
-      if (!reportedMissing.has(m)) log.warning(`Zeroconf: no interface "${m}" (yet); will look again`);
-      reportedMissing.add(m);
-    }
+    const survey = surveyInterfaces(opts.interfaces, suitableForBrowsing, reportedMissing, log, "will look again");
+    if (!survey) return;
+    const { chosen, missing } = survey;
     if (missing.length > 0) hurry = true;
     const now = Date.now();
     for (const [name, st] of states) {
@@ -113,7 +104,6 @@ export function browse(opts: BrowseOptions): Browser {
       if (!still) closeInterface(st, now);
     }
     for (const iface of chosen) {
-      reportedMissing.delete(iface.name);
       let st = states.get(iface.name);
       if (!st) {
         st = { name: iface.name, index: iface.index, links: new Map(), reported: new Map() };

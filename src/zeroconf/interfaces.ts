@@ -1,17 +1,10 @@
 // Network interfaces as the Zeroconf code needs them: name, index, flags and
 // addresses. Reading is an edge effect (listInterfaces); the choices are pure.
+// Index and flags come from sys/interfaces.ts, addresses from Node.
 import { networkInterfaces } from "node:os";
-import { readdirSync, readFileSync } from "node:fs";
 import { isIPv4 } from "node:net";
-
-// <linux/if.h> flag bits, as /sys/class/net/*/flags shows them.
-export const IFF_UP = 0x1;
-export const IFF_BROADCAST = 0x2;
-export const IFF_LOOPBACK = 0x8;
-export const IFF_POINTOPOINT = 0x10;
-export const IFF_RUNNING = 0x40;
-export const IFF_NOARP = 0x80;
-export const IFF_MULTICAST = 0x1000;
+import { IFF, SYS_CLASS_NET, isSuitable, listSysInterfaces, type SysInterface } from "../sys/interfaces.js";
+import { errorMessage, type Logger } from "../cli/log.js";
 
 export interface NetInterface {
   name: string;
@@ -31,26 +24,23 @@ export interface NetInterface {
  * addresses, and an index (IPv6 scopeid) should /sys belong to another
  * namespace.
  */
-export function listInterfaces(sysNet = "/sys/class/net"): NetInterface[] {
+export function listInterfaces(sysNet = SYS_CLASS_NET): NetInterface[] {
   const byName = new Map<string, NetInterface>();
   const get = (name: string) => {
     let i = byName.get(name);
     if (!i) byName.set(name, (i = { name, index: 0, flags: 0, ipv6: [], ipv4: [] }));
     return i;
   };
-  let sysNames: string[] = [];
+  let fromSys: SysInterface[] = [];
   try {
-    sysNames = readdirSync(sysNet);
+    fromSys = listSysInterfaces(sysNet);
   } catch {
-    // No sysfs: addresses alone must do.
+    // No (readable) sysfs: addresses alone must do.
   }
-  for (const name of sysNames) {
-    const index = readNumber(`${sysNet}/${name}/ifindex`);
-    const flags = readNumber(`${sysNet}/${name}/flags`);
-    if (index === null) continue;
+  for (const { name, index, flags } of fromSys) {
     const i = get(name);
     i.index = index;
-    i.flags = flags ?? 0;
+    i.flags = flags;
   }
   for (const [name, addrs] of Object.entries(networkInterfaces())) {
     const i = get(name);
@@ -61,37 +51,60 @@ export function listInterfaces(sysNet = "/sys/class/net"): NetInterface[] {
       } else if (a.family === "IPv4") {
         i.ipv4.push(a.cidr ?? `${a.address}/32`);
       }
-      if (i.flags === 0 && a.internal) i.flags = IFF_LOOPBACK | IFF_UP;
+      if (i.flags === 0 && a.internal) i.flags = IFF.LOOPBACK | IFF.UP;
     }
   }
   return [...byName.values()].sort((a, b) => a.index - b.index || a.name.localeCompare(b.name));
 }
 
-function readNumber(path: string): number | null {
-  try {
-    const n = Number(readFileSync(path, "utf8").trim());
-    return Number.isInteger(n) ? n : null;
-  } catch {
-    return null;
-  }
+/** What one reconciling round sees: every interface, and those to use. */
+export interface InterfaceSurvey {
+  all: NetInterface[];
+  chosen: NetInterface[];
+  missing: string[];
 }
 
 /**
- * mandos-client's automatic choice: not loopback, not point-to-point,
- * broadcast-capable, and ARP in use (see mandos-client(8mandos)).
+ * One reconciling round's look at the interfaces: list them and choose
+ * (chooseInterfaces), warning once about each named interface that is
+ * missing, until it appears; `warned` remembers which (the caller keeps it
+ * from round to round). Null, after a warning, if they cannot be listed.
+ */
+export function surveyInterfaces(
+  wanted: string[] | undefined,
+  suitable: (flags: number) => boolean,
+  warned: Set<string>,
+  log: Logger,
+  meanwhile: string,
+): InterfaceSurvey | null {
+  let all: NetInterface[];
+  try {
+    all = listInterfaces();
+  } catch (err) {
+    log.warning(`Zeroconf: cannot list network interfaces: ${errorMessage(err)}`);
+    return null;
+  }
+  const { chosen, missing } = chooseInterfaces(all, wanted, suitable);
+  for (const m of missing) {
+    if (!warned.has(m)) log.warning(`Zeroconf: no interface "${m}" (yet); ${meanwhile}`);
+    warned.add(m);
+  }
+  for (const iface of chosen) warned.delete(iface.name);
+  return { all, chosen, missing };
+}
+
+/**
+ * mandos-client's automatic choice (Mandos's rule, without --connect), and
+ * not point-to-point either: browsing has always left those out, even one
+ * that claims broadcast, which the rule alone would take.
  */
 export function suitableForBrowsing(flags: number): boolean {
-  return (
-    (flags & IFF_LOOPBACK) === 0 &&
-    (flags & IFF_POINTOPOINT) === 0 &&
-    (flags & IFF_BROADCAST) !== 0 &&
-    (flags & IFF_NOARP) === 0
-  );
+  return isSuitable({ flags }, { connectMode: false }) && (flags & IFF.POINTOPOINT) === 0;
 }
 
 /** Where a responder announces by default: up, multicast, not loopback. */
 export function suitableForAnnouncing(flags: number): boolean {
-  return (flags & IFF_UP) !== 0 && (flags & IFF_MULTICAST) !== 0 && (flags & IFF_LOOPBACK) === 0;
+  return (flags & IFF.UP) !== 0 && (flags & IFF.MULTICAST) !== 0 && (flags & IFF.LOOPBACK) === 0;
 }
 
 /**

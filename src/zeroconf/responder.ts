@@ -11,7 +11,8 @@
 // Mandos renames ("Mandos #2") instead.
 import { hostname } from "node:os";
 import { MdnsLink } from "./link.js";
-import { listInterfaces, chooseInterfaces, suitableForAnnouncing, type NetInterface } from "./interfaces.js";
+import { establishment } from "./establish.js";
+import { surveyInterfaces, suitableForAnnouncing, type NetInterface } from "./interfaces.js";
 import {
   DEFAULT_SERVICE_NAME,
   DEFAULT_SERVICE_TYPE,
@@ -81,23 +82,7 @@ export async function startResponder(opts: ResponderOptions): Promise<Announceme
   let ownAddresses = new Set<string>();
   const missingReported = new Set<string>();
 
-  let resolveEstablished: () => void = () => {};
-  let rejectEstablished: (err: Error) => void = () => {};
-  let settled = false;
-  const established = new Promise<void>((res, rej) => {
-    resolveEstablished = () => {
-      if (!settled) {
-        settled = true;
-        res();
-      }
-    };
-    rejectEstablished = (err) => {
-      if (!settled) {
-        settled = true;
-        rej(err);
-      }
-    };
-  });
+  const start = establishment();
 
   const identity = (): ServiceIdentity => ({ name, serviceType, hostLabel, port: opts.port, txt: [] });
   const key = (ifname: string, p: IpProtocol) => `${ifname}/${p}`;
@@ -151,8 +136,8 @@ export async function startResponder(opts: ResponderOptions): Promise<Announceme
     later(ls, 1000, send);
     log.debug(`Zeroconf: service "${name}" established on ${ls.link.describe()}`);
     if ([...links.values()].every((l) => l.phase === "announced")) {
-      if (!settled) log.info(`Zeroconf: announcing service "${name}" (${serviceType}) on port ${opts.port} with the built-in mDNS responder`);
-      resolveEstablished();
+      if (!start.settled) log.info(`Zeroconf: announcing service "${name}" (${serviceType}) on port ${opts.port} with the built-in mDNS responder`);
+      start.established();
     }
   };
 
@@ -167,7 +152,7 @@ export async function startResponder(opts: ResponderOptions): Promise<Announceme
     failed = true;
     log.error(errorMessage(err));
     void shutdown(false);
-    if (!settled) rejectEstablished(err);
+    if (!start.settled) start.failed(err);
     else if (opts.onError) opts.onError(err);
   };
 
@@ -258,23 +243,13 @@ export async function startResponder(opts: ResponderOptions): Promise<Announceme
 
   const reconcile = () => {
     if (stopped) return;
-    let all: NetInterface[];
-    try {
-      all = listInterfaces();
-    } catch (err) {
-      log.warning(`Zeroconf: cannot list network interfaces: ${errorMessage(err)}`);
-      return;
-    }
-    ownAddresses = new Set(all.flatMap((i) => [...i.ipv6.map((a) => a.toLowerCase()), ...i.ipv4.map((c) => c.split("/")[0]!)]));
     const wanted = opts.interfaceName ? [opts.interfaceName] : undefined;
-    const { chosen, missing } = chooseInterfaces(all, wanted, suitableForAnnouncing);
-    for (const m of missing) {
-      if (!missingReported.has(m)) log.warning(`Zeroconf: no interface "${m}" (yet); will announce when it appears`);
-      missingReported.add(m);
-    }
+    const survey = surveyInterfaces(wanted, suitableForAnnouncing, missingReported, log, "will announce when it appears");
+    if (!survey) return;
+    const { all, chosen } = survey;
+    ownAddresses = new Set(all.flatMap((i) => [...i.ipv6.map((a) => a.toLowerCase()), ...i.ipv4.map((c) => c.split("/")[0]!)]));
     const wantedKeys = new Set<string>();
     for (const iface of chosen) {
-      missingReported.delete(iface.name);
       for (const p of protocols) {
         const addresses = linkAddresses(iface, p);
         if (addresses.length === 0) continue;
@@ -336,25 +311,15 @@ export async function startResponder(opts: ResponderOptions): Promise<Announceme
   reconcileTimer.unref();
   if (links.size === 0) {
     log.warning(`Zeroconf: no interface to announce "${name}" on yet`);
-    resolveEstablished();
+    start.established();
   }
-  const timeout = setTimeout(() => {
-    if (!settled) log.info(`Zeroconf: service "${name}" still being registered`);
-    resolveEstablished();
-  }, opts.establishTimeoutMs ?? 5000);
-  try {
-    await established;
-  } finally {
-    clearTimeout(timeout);
-  }
-
-  return {
-    get name() {
-      return name;
-    },
-    via: "builtin" as const,
+  return start.announcement({
+    timeoutMs: opts.establishTimeoutMs ?? 5000,
+    stillWaiting: () => log.info(`Zeroconf: service "${name}" still being registered`),
+    name: () => name,
+    via: "builtin",
     stop: () => shutdown(true),
-  };
+  });
 }
 
 /**

@@ -18,6 +18,7 @@ import {
   runScenario,
   runScenarioIfInner,
   waitFor,
+  type InnerRig,
   type Json,
   type Scenario,
 } from "../helpers/agent.js";
@@ -30,6 +31,23 @@ const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 /** Wait until the fake client wrote something to `record` (it has started). */
 const started = (record: string, timeoutMs = 10_000) =>
   waitFor(() => readFileSync(record, "utf8").length > 0, timeoutMs, `client start (${record})`);
+
+/**
+ * A fake client that records its PID, then runs `then` (by default: sleeps
+ * for a minute); `before` runs first (e.g. a trap). `started()` waits until
+ * it runs and resolves with that PID.
+ */
+function pidClient(rig: InnerRig, then = "exec sleep 60", before = "") {
+  const record = rig.recordFile("pid");
+  const path = rig.script("client", `${before}echo $$ >> ${record}\n${then}`);
+  return {
+    path,
+    started: async () => {
+      await started(record);
+      return Number(readFileSync(record, "utf8").trim());
+    },
+  };
+}
 
 function cancel(socket: string): number | null {
   return spawnSync(REPLY_PASSWORD, ["0", socket], { timeout: 5000 }).status;
@@ -99,14 +117,13 @@ const scenarios: Record<string, Scenario> = {
 
   async withdrawn(_p, rig) {
     const secret = secretText();
-    const record = rig.recordFile("started");
-    const client = rig.script("client", `echo $$ >> ${record}\nsleep 1.5\nprintf '%s' '${secret}'`);
+    const client = pidClient(rig, `sleep 1.5\nprintf '%s' '${secret}'`);
     const a = rig.ask({ id: "cryptsetup:a" });
     const b = rig.ask({ id: "cryptsetup:b" });
     const qa = await rig.questionOf(a);
     await rig.questionOf(b);
-    const agent = rig.agent(["--", client]);
-    await started(record);
+    const agent = rig.agent(["--", client.path]);
+    await client.started();
     const cancelStatus = cancel(qa.socket);
     const [ea, eb] = await Promise.all([exitWithin(a, 10_000, "asker a"), exitWithin(b, 10_000, "asker b")]);
     const agentExit = await exitWithin(agent, 10_000, "agent");
@@ -124,13 +141,11 @@ const scenarios: Record<string, Scenario> = {
   },
 
   async withdrawnOnly(_p, rig) {
-    const record = rig.recordFile("pid");
-    const client = rig.script("client", `echo $$ >> ${record}\nexec sleep 60`);
+    const client = pidClient(rig);
     const a = rig.ask({ id: "cryptsetup:a" });
     const qa = await rig.questionOf(a);
-    const agent = rig.agent(["--", client]);
-    await started(record);
-    const clientPid = Number(readFileSync(record, "utf8").trim());
+    const agent = rig.agent(["--", client.path]);
+    const clientPid = await client.started();
     const t0 = process.hrtime.bigint();
     cancel(qa.socket);
     const agentExit = await exitWithin(agent, 10_000, "agent");
@@ -139,13 +154,11 @@ const scenarios: Record<string, Scenario> = {
 
   async stubbornClient(_p, rig) {
     // Ignores SIGTERM (and so does its sleep, which inherits that): only SIGKILL ends it.
-    const record = rig.recordFile("pid");
-    const client = rig.script("client", `trap '' TERM\necho $$ >> ${record}\nsleep 60`);
+    const client = pidClient(rig, "sleep 60", "trap '' TERM\n");
     const a = rig.ask({ id: "cryptsetup:a" });
     const qa = await rig.questionOf(a);
-    const agent = rig.agent(["--", client]);
-    await started(record);
-    const clientPid = Number(readFileSync(record, "utf8").trim());
+    const agent = rig.agent(["--", client.path]);
+    const clientPid = await client.started();
     const t0 = process.hrtime.bigint();
     cancel(qa.socket);
     await new Promise((r) => setTimeout(r, 2000));
@@ -155,14 +168,12 @@ const scenarios: Record<string, Scenario> = {
   },
 
   async expiredReal(_p, rig) {
-    const record = rig.recordFile("pid");
-    const client = rig.script("client", `echo $$ >> ${record}\nexec sleep 60`);
+    const client = pidClient(rig);
     const a = rig.ask({ id: "cryptsetup:a", timeout: 1 });
     await rig.questionOf(a);
     const t0 = process.hrtime.bigint();
-    const agent = rig.agent(["--", client]);
-    await started(record);
-    const clientPid = Number(readFileSync(record, "utf8").trim());
+    const agent = rig.agent(["--", client.path]);
+    const clientPid = await client.started();
     const askerExit = await exitWithin(a, 10_000, "asker");
     const agentExit = await exitWithin(agent, 10_000, "agent");
     return { askerCode: askerExit.code, agentCode: agentExit.code, agentMs: ms(t0), clientGone: pidGone(clientPid), agentStderr: agent.stderr() };
@@ -170,15 +181,13 @@ const scenarios: Record<string, Scenario> = {
 
   async expiredHandmade(_p, rig) {
     const { monotonicMicros } = await import("../../src/agent/host.js");
-    const record = rig.recordFile("pid");
-    const client = rig.script("client", `echo $$ >> ${record}\nexec sleep 60`);
+    const client = pidClient(rig);
     // One already past its NotAfter (ignored at once), one that expires while the client works.
     const past = await handmadeQuestion("past", monotonicMicros() - 1_000_000n);
     const soon = await handmadeQuestion("soon", monotonicMicros() + 1_000_000n);
     const t0 = process.hrtime.bigint();
-    const agent = rig.agent(["--", client]);
-    await started(record);
-    const clientPid = Number(readFileSync(record, "utf8").trim());
+    const agent = rig.agent(["--", client.path]);
+    const clientPid = await client.started();
     const agentExit = await exitWithin(agent, 10_000, "agent");
     const agentMs = ms(t0);
     const got = [past.receive(0), soon.receive(0)].map((d) => d !== null);
@@ -188,13 +197,11 @@ const scenarios: Record<string, Scenario> = {
   },
 
   async askerDied(_p, rig) {
-    const record = rig.recordFile("pid");
-    const client = rig.script("client", `echo $$ >> ${record}\nexec sleep 60`);
+    const client = pidClient(rig);
     const a = rig.ask({ id: "cryptsetup:a" });
     const qa = await rig.questionOf(a);
-    const agent = rig.agent(["--", client]);
-    await started(record);
-    const clientPid = Number(readFileSync(record, "utf8").trim());
+    const agent = rig.agent(["--", client.path]);
+    const clientPid = await client.started();
     const t0 = process.hrtime.bigint();
     a.child.kill("SIGKILL"); // leaves its question file behind
     await a.done;
@@ -293,13 +300,11 @@ const scenarios: Record<string, Scenario> = {
   },
 
   async terminated(_p, rig) {
-    const record = rig.recordFile("pid");
-    const client = rig.script("client", `echo $$ >> ${record}\nexec sleep 60`);
+    const client = pidClient(rig);
     const a = rig.ask({ id: "cryptsetup:a" });
     await rig.questionOf(a);
-    const agent = rig.agent(["--", client]);
-    await started(record);
-    const clientPid = Number(readFileSync(record, "utf8").trim());
+    const agent = rig.agent(["--", client.path]);
+    const clientPid = await client.started();
     agent.child.kill("SIGTERM");
     const e = await exitWithin(agent, 10_000, "agent");
     return { agentCode: e.code, agentSignal: e.signal, clientGone: pidGone(clientPid), askerRunning: a.child.exitCode === null };

@@ -5,22 +5,24 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { existsSync } from "node:fs";
 import {
-  IFF,
   bringDown,
   bringUp,
-  describeFlags,
   interfaceNameForIndex,
-  interfaceVerdict,
   isRunning,
-  isSuitable,
-  isValidInterfaceName,
   listInterfaces,
-  parseInterfaceFlags,
   readInterface,
   selectInterfaces,
   waitRunning,
   type NetInterface,
 } from "../../src/client/network/interfaces.js";
+import {
+  IFF,
+  describeFlags,
+  interfaceVerdict,
+  isSuitable,
+  isValidInterfaceName,
+  parseInterfaceFlags,
+} from "../../src/sys/interfaces.js";
 import { parseConsoleLevel, quietConsole, quietLevelFor } from "../../src/client/network/console.js";
 import { ipFailureReason, runIp } from "../../src/client/network/ip.js";
 import { requires, tempDir } from "../helpers/index.js";

@@ -34,6 +34,7 @@ import { dirname, join } from "node:path";
 import { BIN, ROOT, which } from "./index.js";
 import { installStaged, run, type Staged } from "./integration.js";
 import { serverWritableDir, sleep, startBus, type PrivateBus } from "./server.js";
+import { RigCleanup, deleteNamespace, ip } from "./rig-cleanup.js";
 
 // ---- Packages -----------------------------------------------------------
 
@@ -102,29 +103,10 @@ const HOST_HOOKS = "/etc/mandos/network-hooks.d";
 
 // ---- Cleanup registry ----------------------------------------------------
 
-const NS_PREFIX = "mbr";
-const live = {
-  processes: new Set<ChildProcess>(),
-  namespaces: new Set<string>(),
-  buses: new Set<PrivateBus>(),
-  dirs: new Set<string>(),
-};
-let hooked = false;
-
-function hookExit(): void {
-  if (hooked) return;
-  hooked = true;
-  process.on("exit", cleanupBootRig);
-  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-    process.once(sig, () => {
-      cleanupBootRig();
-      process.exit(128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1));
-    });
-  }
-}
+const live = new RigCleanup("mbr");
 
 function track(child: ChildProcess): ChildProcess {
-  hookExit();
+  live.hookExit();
   live.processes.add(child);
   child.once("exit", () => live.processes.delete(child));
   return child;
@@ -132,7 +114,7 @@ function track(child: ChildProcess): ChildProcess {
 
 /** A work directory removed at cleanup. */
 export function workDir(prefix: string): string {
-  hookExit();
+  live.hookExit();
   const dir = mkdtempSync(join(tmpdir(), prefix));
   live.dirs.add(dir);
   // The servers drop root: they must reach their bus and state below it.
@@ -143,43 +125,7 @@ export function workDir(prefix: string): string {
 
 /** Kill what the rig started, delete its namespaces and work directories (synchronous, idempotent). */
 export function cleanupBootRig(): void {
-  for (const child of live.processes) {
-    try {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    } catch {
-      // Already gone.
-    }
-  }
-  live.processes.clear();
-  for (const bus of live.buses) bus.stop();
-  live.buses.clear();
-  for (const ns of live.namespaces) deleteNamespace(ns);
-  live.namespaces.clear();
-  for (const dir of live.dirs) rmSync(dir, { recursive: true, force: true });
-  live.dirs.clear();
-}
-
-/** Kill whatever still runs in the namespace, then delete it. */
-function deleteNamespace(ns: string): void {
-  const pids = spawnSync("ip", ["netns", "pids", ns], { encoding: "utf8", timeout: 10_000 }).stdout ?? "";
-  for (const pid of pids.split(/\s+/).filter((p) => /^\d+$/.test(p))) {
-    try {
-      process.kill(Number(pid), "SIGKILL");
-    } catch {
-      // Gone already.
-    }
-  }
-  spawnSync("ip", ["netns", "del", ns], { stdio: "ignore", timeout: 10_000 });
-}
-
-/** Namespaces left by earlier runs whose process is gone. */
-function sweepStaleNamespaces(): void {
-  const r = spawnSync("ip", ["netns", "list"], { encoding: "utf8", timeout: 10_000 });
-  for (const line of (r.stdout ?? "").split("\n")) {
-    const name = line.split(" ")[0] ?? "";
-    const m = new RegExp(`^${NS_PREFIX}-(\\d+)-`).exec(name);
-    if (m && !existsSync(`/proc/${m[1]}`)) deleteNamespace(name);
-  }
+  live.cleanup();
 }
 
 // ---- Images ---------------------------------------------------------------
@@ -361,7 +307,9 @@ export async function makeLuksRoot(work: string, passphrase: string): Promise<Lu
     join(rootfs, "sbin/init"),
     `#!/bin/sh
 read -r up _ < /proc/uptime
-echo "${ROOT_MARKER} at \${up} s" > /dev/console
+# Through the kernel log, which writes whole lines: a write to /dev/console
+# can be cut in two by the kernel's own "sysrq: Power Off" line.
+echo "${ROOT_MARKER} at \${up} s" > /dev/kmsg
 echo o > /proc/sysrq-trigger
 `,
     { mode: 0o755 },
@@ -408,13 +356,9 @@ let nsCounter = 0;
 
 /** A fresh namespace with lo and a tap device (up; carrier once qemu opens it). */
 export function createTapNamespace(): TapNamespace {
-  hookExit();
-  sweepStaleNamespaces();
-  const name = `${NS_PREFIX}-${process.pid}-${++nsCounter}`;
-  const ip = (args: string[]) => {
-    const r = spawnSync("ip", args, { encoding: "utf8", timeout: 10_000 });
-    if (r.status !== 0) throw new Error(`ip ${args.join(" ")} failed: ${(r.stderr ?? "").trim() || r.error?.message}`);
-  };
+  live.hookExit();
+  live.sweepStale();
+  const name = `${live.prefix}-${process.pid}-${++nsCounter}`;
   ip(["netns", "add", name]);
   live.namespaces.add(name);
   ip(["-n", name, "link", "set", "lo", "up"]);
@@ -527,7 +471,7 @@ export async function startBootServer(opts: {
   writeFileSync(join(configDir, "clients.conf"), opts.clientsConf, { mode: 0o600 });
   const stateDir = serverWritableDir(join(opts.dir, "state"));
   const bus = startBus(join(opts.dir, "bus"));
-  live.buses.add(bus);
+  live.services.add(bus);
   const process_ = new Logged(
     "ip",
     ["netns", "exec", opts.ns.name, process.execPath, join(BIN, "mandos"), "--debug", "--configdir", configDir, "--statedir", stateDir],
@@ -537,7 +481,7 @@ export async function startBootServer(opts: {
   const stop = async () => {
     await process_.stop();
     bus.stop();
-    live.buses.delete(bus);
+    live.services.delete(bus);
   };
   try {
     await process_.waitFor(/Now listening on address/, `server ${opts.serviceName} start`, opts.timeoutMs ?? 60_000);

@@ -7,8 +7,9 @@
 //
 // Importing this file has no effects: the test runner also runs it as a
 // test file.
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { readlinkSync } from "node:fs";
+import { run } from "./index.js";
 
 const ROLE = "MANDOS_CN_SCENARIO";
 const ARG = "MANDOS_CN_ARG";
@@ -117,52 +118,29 @@ export interface ChildOutcome<T> {
  * Run `scenario` of the test file `file` (its compiled path) inside `ns`.
  * `onLine` sees each line the child prints (e.g. to signal it when ready).
  */
-export function runInNetns<T = unknown>(
+export async function runInNetns<T = unknown>(
   ns: Netns,
   file: string,
   scenario: string,
   arg: unknown = null,
   opts: { timeoutMs?: number; onLine?: (line: string, pid: number) => void } = {},
 ): Promise<ChildOutcome<T>> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("ip", ["netns", "exec", ns.name, process.execPath, file], {
-      env: { ...process.env, [ROLE]: scenario, [ARG]: JSON.stringify(arg), [PARENT_NS]: currentNetns() },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    let err = "";
-    let pending = "";
-    child.stdout.on("data", (d: Buffer) => {
-      out += d.toString();
-      pending += d.toString();
-      let nl: number;
-      while ((nl = pending.indexOf("\n")) >= 0) {
-        const line = pending.slice(0, nl);
-        pending = pending.slice(nl + 1);
-        opts.onLine?.(line, child.pid ?? -1);
-      }
-    });
-    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 30_000);
-    child.on("error", (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      const lines = out.split("\n");
-      const res = lines.find((l) => l.startsWith(RESULT));
-      const bad = lines.find((l) => l.startsWith(ERROR));
-      resolve({
-        ok: res !== undefined,
-        result: res !== undefined ? (JSON.parse(res.slice(RESULT.length)) as T) : null,
-        error: bad !== undefined ? bad.slice(ERROR.length) : res === undefined ? `child ended without a result: ${err.trim()}` : null,
-        code,
-        signal,
-        stderr: err,
-      });
-    });
+  const { code, signal, stdout, stderr } = await run("ip", ["netns", "exec", ns.name, process.execPath, file], {
+    env: { ...process.env, [ROLE]: scenario, [ARG]: JSON.stringify(arg), [PARENT_NS]: currentNetns() },
+    timeoutMs: opts.timeoutMs ?? 30_000,
+    onLine: opts.onLine,
   });
+  const lines = stdout.toString().split("\n");
+  const res = lines.find((l) => l.startsWith(RESULT));
+  const bad = lines.find((l) => l.startsWith(ERROR));
+  return {
+    ok: res !== undefined,
+    result: res !== undefined ? (JSON.parse(res.slice(RESULT.length)) as T) : null,
+    error: bad !== undefined ? bad.slice(ERROR.length) : res === undefined ? `child ended without a result: ${stderr.trim()}` : null,
+    code,
+    signal,
+    stderr,
+  };
 }
 
 /** Print a line the parent's onLine() can react to (from a scenario). */

@@ -38,17 +38,32 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Run a program to completion with a hard timeout (kills it after). */
+/**
+ * Run a program to completion with a hard timeout (kills it after).
+ * `onLine` sees each line of its stdout as it comes, with its PID (e.g. to
+ * signal it once it reports being ready).
+ */
 export function run(
   cmd: string,
   args: string[],
-  opts: SpawnOptions & { input?: string | Buffer; timeoutMs?: number } = {},
+  opts: SpawnOptions & { input?: string | Buffer; timeoutMs?: number; onLine?: (line: string, pid: number) => void } = {},
 ): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(cmd, args, { ...opts, stdio: ["pipe", "pipe", "pipe"] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout!.on("data", (d: Buffer) => out.push(d));
+    let pending = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      out.push(d);
+      if (!opts.onLine) return;
+      pending += d.toString();
+      let nl: number;
+      while ((nl = pending.indexOf("\n")) >= 0) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        opts.onLine(line, child.pid ?? -1);
+      }
+    });
     child.stderr!.on("data", (d: Buffer) => err.push(d));
     const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 30_000);
     child.on("error", (e) => {

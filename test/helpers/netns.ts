@@ -5,71 +5,19 @@
 // created inside them directly, so the root namespace never sees a link.
 // Everything created is registered and torn down at process exit, even when
 // a test fails or the process is interrupted.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import assert from "node:assert/strict";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { RigCleanup, deleteNamespace, ip } from "./rig-cleanup.js";
 
-const PREFIX = "mzt";
-const live = { namespaces: new Set<string>(), processes: new Set<ChildProcess>(), dirs: new Set<string>() };
+const live = new RigCleanup("mzt");
 let counter = 0;
-let hooked = false;
 
 /** Kill every registered process and delete every registered namespace (synchronous). */
 export function cleanupAll(): void {
-  for (const child of live.processes) {
-    try {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    } catch {
-      // Already gone.
-    }
-  }
-  live.processes.clear();
-  for (const ns of live.namespaces) deleteNamespace(ns);
-  live.namespaces.clear();
-  for (const d of live.dirs) rmSync(d, { recursive: true, force: true });
-  live.dirs.clear();
-}
-
-/** Kill whatever still runs inside (daemons that forked away too), then delete. */
-function deleteNamespace(ns: string): void {
-  const pids = spawnSync("ip", ["netns", "pids", ns], { encoding: "utf8", timeout: 10_000 }).stdout ?? "";
-  for (const pid of pids.split(/\s+/).filter((p) => /^\d+$/.test(p))) {
-    try {
-      process.kill(Number(pid), "SIGKILL");
-    } catch {
-      // Gone already.
-    }
-  }
-  spawnSync("ip", ["netns", "del", ns], { stdio: "ignore", timeout: 10_000 });
-}
-
-function hookExit(): void {
-  if (hooked) return;
-  hooked = true;
-  process.on("exit", cleanupAll);
-  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-    process.once(sig, () => {
-      cleanupAll();
-      process.exit(128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1));
-    });
-  }
-}
-
-/** Delete namespaces left behind by earlier runs whose process is gone. */
-function sweepStale(): void {
-  const r = spawnSync("ip", ["netns", "list"], { encoding: "utf8", timeout: 10_000 });
-  for (const line of (r.stdout ?? "").split("\n")) {
-    const name = line.split(" ")[0] ?? "";
-    const m = new RegExp(`^${PREFIX}-(\\d+)-`).exec(name);
-    if (m && !existsSync(`/proc/${m[1]}`)) deleteNamespace(name);
-  }
-}
-
-function ip(args: string[]): string {
-  const r = spawnSync("ip", args, { encoding: "utf8", timeout: 10_000 });
-  if (r.status !== 0) throw new Error(`ip ${args.join(" ")} failed: ${(r.stderr ?? "").trim() || r.error?.message}`);
-  return r.stdout;
+  live.cleanup();
 }
 
 function sleep(ms: number): Promise<void> {
@@ -104,11 +52,11 @@ export interface NsPair {
  * at once.
  */
 export async function createNsPair(opts: { ipv4?: boolean } = {}): Promise<NsPair> {
-  hookExit();
-  sweepStale();
+  live.hookExit();
+  live.sweepStale();
   const n = ++counter;
-  const nsA = `${PREFIX}-${process.pid}-${n}-a`;
-  const nsB = `${PREFIX}-${process.pid}-${n}-b`;
+  const nsA = `${live.prefix}-${process.pid}-${n}-a`;
+  const nsB = `${live.prefix}-${process.pid}-${n}-b`;
   for (const ns of [nsA, nsB]) {
     ip(["netns", "add", ns]);
     live.namespaces.add(ns);
@@ -138,27 +86,19 @@ export async function createNsPair(opts: { ipv4?: boolean } = {}): Promise<NsPai
     links.push(link);
     return link;
   };
-  try {
-    await addLink(opts);
-  } catch (err) {
+  const destroy = () => {
     for (const ns of [nsA, nsB]) {
       deleteNamespace(ns);
       live.namespaces.delete(ns);
     }
+  };
+  try {
+    await addLink(opts);
+  } catch (err) {
+    destroy();
     throw err;
   }
-  return {
-    nsA,
-    nsB,
-    links,
-    addLink,
-    destroy() {
-      for (const ns of [nsA, nsB]) {
-        deleteNamespace(ns);
-        live.namespaces.delete(ns);
-      }
-    },
-  };
+  return { nsA, nsB, links, addLink, destroy };
 }
 
 /** Wait until the interface has a usable (non-tentative) link-local address. */
@@ -193,7 +133,7 @@ export class NsProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
   constructor(ns: string, cmd: string, args: string[], opts: SpawnOpts = {}) {
-    hookExit();
+    live.hookExit();
     const inner = opts.privateRun
       ? ["unshare", "--mount", "--propagation", "private", "sh", "-c", 'mount -t tmpfs tmpfs /run && exec "$@"', "sh", cmd, ...args]
       : [cmd, ...args];
@@ -298,6 +238,44 @@ export class NsProcess {
   }
 }
 
+/**
+ * What one test starts, for `t.after` to stop (processes first, then
+ * avahi-daemons) and whose namespaces it then deletes, even on failure.
+ */
+export function testRig(t: { after(fn: () => unknown): void }) {
+  const procs: NsProcess[] = [];
+  const daemons: AvahiInNs[] = [];
+  const pairs: NsPair[] = [];
+  t.after(async () => {
+    await Promise.all(procs.map((p) => p.stop()));
+    await Promise.all(daemons.map((d) => d.stop()));
+    for (const p of pairs) p.destroy();
+  });
+  return {
+    keep<T extends NsProcess>(p: T): T {
+      procs.push(p);
+      return p;
+    },
+    async pair(opts: { ipv4?: boolean } = {}) {
+      const p = await createNsPair(opts);
+      pairs.push(p);
+      return p;
+    },
+    async avahi(ns: string, dir: string, hostName: string, iface: string) {
+      const a = await startAvahiInNs(ns, { dir, hostName, interfaces: [iface] });
+      daemons.push(a);
+      return a;
+    },
+    /** No child crashed or reported an uncaught exception. */
+    assertHealthy() {
+      for (const p of procs) {
+        const bad = p.events().filter((e) => e.event === "uncaught");
+        assert.deepEqual(bad, [], `uncaught exception in a child: ${JSON.stringify(bad)}`);
+      }
+    },
+  };
+}
+
 /** Run `node --input-type=module -e code` inside a namespace. */
 export function nodeInNs(ns: string, code: string, opts: SpawnOpts = {}): NsProcess {
   return new NsProcess(ns, process.execPath, ["--input-type=module", "-e", code], opts);
@@ -318,7 +296,7 @@ export interface PrivateBus {
  * reachable from any network namespace, so one bus can serve a namespace.
  */
 export async function startPrivateBus(dir: string): Promise<PrivateBus> {
-  hookExit();
+  live.hookExit();
   mkdirSync(dir, { recursive: true });
   // The socket gets a world-searchable directory of its own: Debian's
   // mandos server drops root before it connects to the bus.

@@ -2,35 +2,8 @@
 // checkers, timeouts and approval, without sleeping.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ClientModel, type ClientRecord, type Effect } from "../../src/server/client-model.js";
-
-const MIN = 60_000;
-
-function record(over: Partial<ClientRecord> = {}): ClientRecord {
-  return {
-    name: "foo",
-    keyId: "AB".repeat(32),
-    fingerprint: "",
-    host: "foo.example",
-    checker: "fping -q -- %(host)s",
-    timeoutMs: 5 * MIN,
-    extendedTimeoutMs: 15 * MIN,
-    intervalMs: 2 * MIN,
-    approvalDelayMs: 0,
-    approvalDurationMs: 1000,
-    approvedByDefault: true,
-    secret: Buffer.from("secret"),
-    enabled: true,
-    created: 0,
-    lastEnabled: 0,
-    lastCheckedOK: null,
-    lastCheckerStatus: -2,
-    lastCheckerSignal: null,
-    lastApprovalRequest: null,
-    expires: 5 * MIN,
-    ...over,
-  };
-}
+import { ClientModel, type Effect } from "../../src/server/client-model.js";
+import { MIN, clientRecord as record } from "../helpers/server-clients.js";
 
 const of = <T extends Effect["type"]>(effects: Effect[], type: T) => effects.filter((e): e is Extract<Effect, { type: T }> => e.type === type);
 const signals = (effects: Effect[]) => of(effects, "signal").map((e) => e.signal);

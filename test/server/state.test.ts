@@ -16,28 +16,8 @@ import {
 } from "../../src/server/state.js";
 import type { ClientRecord, LogLevel } from "../../src/server/client-model.js";
 import { tempDir } from "../helpers/index.js";
+import { MIN, configuredClient as conf } from "../helpers/server-clients.js";
 import { StateWriter } from "../../src/server/state-writer.js";
-
-const MIN = 60_000;
-
-function conf(over: Partial<ConfiguredClient> = {}): ConfiguredClient {
-  return {
-    name: "foo",
-    keyId: "AB".repeat(32),
-    fingerprint: "",
-    host: "foo.example",
-    checker: "fping -q -- %(host)s",
-    timeoutMs: 5 * MIN,
-    extendedTimeoutMs: 15 * MIN,
-    intervalMs: 2 * MIN,
-    approvalDelayMs: 0,
-    approvalDurationMs: 1000,
-    approvedByDefault: true,
-    secret: Buffer.from("config secret"),
-    enabled: true,
-    ...over,
-  };
-}
 
 function logs() {
   const lines: [LogLevel, string][] = [];

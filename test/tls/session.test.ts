@@ -19,17 +19,40 @@ async function socketPair(): Promise<{ a: net.Socket; b: net.Socket; close(): vo
   return { a, b, close: () => (a.destroy(), b.destroy()) };
 }
 
-test("raw public key handshake both ways, key id and data", async () => {
+/** Our raw-key side accepting, an anonymous side connecting, handshaken; all released after `body`. */
+async function withSessions(body: (server: TlsConnection, client: TlsConnection, publicPem: string) => Promise<void>) {
   const keys = tlsKeyPair();
   const own = Credentials.rawKey(keys.publicPem, keys.privatePem);
   const anon = Credentials.anonymous();
   const { a, b, close } = await socketPair();
   try {
     const [server, client] = await Promise.all([TlsConnection.accept(a, own), TlsConnection.connect(b, anon)]);
+    await body(server, client, keys.publicPem);
+  } finally {
+    close();
+    own.dispose();
+    anon.dispose();
+  }
+}
+
+/** Anonymous credentials and a socket pair (`a` for our side, `b` for the peer), released after `body`. */
+async function withAnonymous(body: (anon: Credentials, a: net.Socket, b: net.Socket) => Promise<void>) {
+  const anon = Credentials.anonymous();
+  const { a, b, close } = await socketPair();
+  try {
+    await body(anon, a, b);
+  } finally {
+    close();
+    anon.dispose();
+  }
+}
+
+test("raw public key handshake both ways, key id and data", async () => {
+  await withSessions(async (server, client, publicPem) => {
     assert.equal(client.peerKeyType(), "rawpk");
     const peer = client.peerPublicKey();
     assert.ok(peer);
-    assert.equal(keyIdFromSpki(peer), keyIdFromPem(keys.publicPem));
+    assert.equal(keyIdFromSpki(peer), keyIdFromPem(publicPem));
     assert.match(keyIdFromSpki(peer), /^[0-9A-F]{64}$/);
     const payload = Buffer.alloc(100_000, 7); // spans several TLS records
     const reading = server.readAll(200_000, 5000);
@@ -37,83 +60,50 @@ test("raw public key handshake both ways, key id and data", async () => {
     client.close();
     assert.deepEqual(await reading, payload);
     server.destroy();
-  } finally {
-    close();
-    own.dispose();
-    anon.dispose();
-  }
+  });
 });
 
 test("readAll refuses more than the limit", async () => {
-  const keys = tlsKeyPair();
-  const own = Credentials.rawKey(keys.publicPem, keys.privatePem);
-  const anon = Credentials.anonymous();
-  const { a, b, close } = await socketPair();
-  try {
-    const [server, client] = await Promise.all([TlsConnection.accept(a, own), TlsConnection.connect(b, anon)]);
+  await withSessions(async (server, client) => {
     const reading = server.readAll(1000, 5000);
     client.write(Buffer.alloc(5000, 1));
     await assert.rejects(reading, /more than 1000 bytes/);
     client.destroy();
     server.destroy();
-  } finally {
-    close();
-    own.dispose();
-    anon.dispose();
-  }
+  });
 });
 
 test("a peer that never answers the handshake times out", async () => {
-  const anon = Credentials.anonymous();
-  const { a, close } = await socketPair();
-  try {
+  await withAnonymous(async (anon, a) => {
     const started = Date.now();
     await assert.rejects(TlsConnection.connect(a, anon, { handshakeTimeoutMs: 300 }), /timed out after 300 ms/);
     assert.ok(Date.now() - started < 3000);
     assert.ok(a.destroyed, "socket released after failure");
-  } finally {
-    close();
-    anon.dispose();
-  }
+  });
 });
 
 test("garbage instead of TLS fails the handshake with a GnuTLS reason", async () => {
-  const anon = Credentials.anonymous();
-  const { a, b, close } = await socketPair();
-  try {
+  await withAnonymous(async (anon, a, b) => {
     const hs = TlsConnection.connect(a, anon, { handshakeTimeoutMs: 5000 });
     b.write(Buffer.alloc(4096, 0x41));
     await assert.rejects(hs, (err: Error) => err.message.length > 0 && !/timed out/.test(err.message));
-  } finally {
-    close();
-    anon.dispose();
-  }
+  });
 });
 
 test("the peer closing during the handshake is reported", async () => {
-  const anon = Credentials.anonymous();
-  const { a, b, close } = await socketPair();
-  try {
+  await withAnonymous(async (anon, a, b) => {
     const hs = TlsConnection.connect(a, anon, { handshakeTimeoutMs: 5000 });
     b.end();
     await assert.rejects(hs, /closed|terminat/i);
-  } finally {
-    close();
-    anon.dispose();
-  }
+  });
 });
 
 test("a bad priority string and a bad key are clear errors", async () => {
   const keys = tlsKeyPair();
   assert.throws(() => Credentials.rawKey(keys.publicPem, "not a key"), TlsError);
-  const anon = Credentials.anonymous();
-  const { a, close } = await socketPair();
-  try {
+  await withAnonymous(async (anon, a) => {
     await assert.rejects(TlsConnection.connect(a, anon, { priority: "NO-SUCH-PRIORITY" }), /bad priority string/);
-  } finally {
-    close();
-    anon.dispose();
-  }
+  });
 });
 
 test("many sessions share the registered callbacks without leaking", async () => {

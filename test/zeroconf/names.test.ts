@@ -11,12 +11,6 @@ import {
 } from "../../src/zeroconf/names.js";
 import {
   chooseInterfaces,
-  IFF_BROADCAST,
-  IFF_LOOPBACK,
-  IFF_MULTICAST,
-  IFF_NOARP,
-  IFF_POINTOPOINT,
-  IFF_UP,
   ipv4InSubnet,
   isIPv6LinkLocal,
   suitableForAnnouncing,
@@ -24,6 +18,7 @@ import {
   withZone,
   type NetInterface,
 } from "../../src/zeroconf/interfaces.js";
+import { IFF } from "../../src/sys/interfaces.js";
 
 test("alternative service names follow avahi's rule", () => {
   assert.equal(alternativeServiceName("Mandos"), "Mandos #2");
@@ -71,17 +66,17 @@ test("UTF-8 truncation and host labels", () => {
 });
 
 test("interface choice follows mandos-client's rules", () => {
-  const ether = IFF_UP | IFF_BROADCAST | IFF_MULTICAST;
+  const ether = IFF.UP | IFF.BROADCAST | IFF.MULTICAST;
   assert.equal(suitableForBrowsing(ether), true);
-  assert.equal(suitableForBrowsing(ether & ~IFF_UP), true, "down interfaces are still candidates");
-  assert.equal(suitableForBrowsing(IFF_UP | IFF_LOOPBACK), false);
-  assert.equal(suitableForBrowsing(IFF_UP | IFF_POINTOPOINT | IFF_MULTICAST), false);
-  assert.equal(suitableForBrowsing(ether | IFF_NOARP), false);
-  assert.equal(suitableForBrowsing(IFF_UP | IFF_MULTICAST), false, "needs broadcast");
+  assert.equal(suitableForBrowsing(ether & ~IFF.UP), true, "down interfaces are still candidates");
+  assert.equal(suitableForBrowsing(IFF.UP | IFF.LOOPBACK), false);
+  assert.equal(suitableForBrowsing(IFF.UP | IFF.POINTOPOINT | IFF.MULTICAST), false);
+  assert.equal(suitableForBrowsing(ether | IFF.NOARP), false);
+  assert.equal(suitableForBrowsing(IFF.UP | IFF.MULTICAST), false, "needs broadcast");
   assert.equal(suitableForAnnouncing(ether), true);
-  assert.equal(suitableForAnnouncing(IFF_UP | IFF_LOOPBACK | IFF_MULTICAST), false);
+  assert.equal(suitableForAnnouncing(IFF.UP | IFF.LOOPBACK | IFF.MULTICAST), false);
   const mk = (name: string, index: number, flags: number): NetInterface => ({ name, index, flags, ipv6: [], ipv4: [] });
-  const all = [mk("lo", 1, IFF_UP | IFF_LOOPBACK), mk("eth0", 2, ether), mk("tun0", 3, IFF_UP | IFF_POINTOPOINT), mk("eth1", 4, ether)];
+  const all = [mk("lo", 1, IFF.UP | IFF.LOOPBACK), mk("eth0", 2, ether), mk("tun0", 3, IFF.UP | IFF.POINTOPOINT), mk("eth1", 4, ether)];
   assert.deepEqual(chooseInterfaces(all, undefined, suitableForBrowsing).chosen.map((i) => i.name), ["eth0", "eth1"]);
   assert.deepEqual(chooseInterfaces(all, [], suitableForBrowsing).chosen.map((i) => i.name), ["eth0", "eth1"]);
   const named = chooseInterfaces(all, ["tun0", "eth9", "eth1"], suitableForBrowsing);

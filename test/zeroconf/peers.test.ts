@@ -7,16 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { ROOT, requires, tempDir, run } from "../helpers/index.js";
-import {
-  createNsPair,
-  spawnInNs,
-  startAnnouncer,
-  startAvahiInNs,
-  startBrowser,
-  type AvahiInNs,
-  type NsPair,
-  type NsProcess,
-} from "../helpers/netns.js";
+import { spawnInNs, startAnnouncer, startBrowser, testRig, type NsProcess } from "../helpers/netns.js";
 
 const DIST = join(ROOT, "dist");
 const MANDOS_CLIENT = "/usr/lib/x86_64-linux-gnu/mandos/plugins.d/mandos-client";
@@ -25,33 +16,6 @@ const avahiSkip = requires({ root: true, commands: ["ip", "unshare", "avahi-daem
 const serverSkip = requires({ root: true, commands: ["ip", "unshare", "avahi-daemon", "dbus-daemon"], files: ["/usr/sbin/mandos"] });
 
 type Ev = Record<string, unknown>;
-
-function rig(t: { after(fn: () => unknown): void }) {
-  const procs: NsProcess[] = [];
-  const daemons: AvahiInNs[] = [];
-  const pairs: NsPair[] = [];
-  t.after(async () => {
-    await Promise.all(procs.map((p) => p.stop()));
-    await Promise.all(daemons.map((d) => d.stop()));
-    for (const p of pairs) p.destroy();
-  });
-  return {
-    keep<T extends NsProcess>(p: T): T {
-      procs.push(p);
-      return p;
-    },
-    async pair(opts: { ipv4?: boolean } = {}) {
-      const p = await createNsPair(opts);
-      pairs.push(p);
-      return p;
-    },
-    async avahi(ns: string, dir: string, hostName: string, iface: string) {
-      const a = await startAvahiInNs(ns, { dir, hostName, interfaces: [iface] });
-      daemons.push(a);
-      return a;
-    },
-  };
-}
 
 describe("Debian's mandos-client and mandos as Zeroconf peers", () => {
   const dir = tempDir("mandos-zc-peers-");
@@ -87,7 +51,7 @@ describe("Debian's mandos-client and mandos as Zeroconf peers", () => {
   };
 
   test("mandos-client finds our built-in IPv6 announcement and connects to its link-local address", { skip: clientSkip }, async (t) => {
-    const r = rig(t);
+    const r = testRig(t);
     const pair = await r.pair();
     const { llA, llB } = pair.links[0]!;
     const ann = r.keep(startAnnouncer(pair.nsA, DIST, { name: "Mandos", port: 4711, backend: "builtin", listen: true }));
@@ -103,7 +67,7 @@ describe("Debian's mandos-client and mandos as Zeroconf peers", () => {
   });
 
   test("mandos-client finds our built-in IPv4-only announcement", { skip: clientSkip }, async (t) => {
-    const r = rig(t);
+    const r = testRig(t);
     const pair = await r.pair({ ipv4: true });
     const { v4A } = pair.links[0]!;
     const ann = r.keep(startAnnouncer(pair.nsA, DIST, { name: "Four", port: 4712, backend: "builtin", protocol: "ipv4", listen: true }));
@@ -117,7 +81,7 @@ describe("Debian's mandos-client and mandos as Zeroconf peers", () => {
   });
 
   test("mandos-client finds our announcement made through avahi-daemon", { skip: avahiSkip }, async (t) => {
-    const r = rig(t);
+    const r = testRig(t);
     const pair = await r.pair();
     const avahiA = await r.avahi(pair.nsA, join(dir.path, "avahi-c"), "avahi-a", "vethA");
     const ann = r.keep(
@@ -131,7 +95,7 @@ describe("Debian's mandos-client and mandos as Zeroconf peers", () => {
   });
 
   test("Debian's mandos server (through avahi-daemon) is found by our browser; ours renames on its name", { skip: serverSkip }, async (t) => {
-    const r = rig(t);
+    const r = testRig(t);
     const pair = await r.pair();
     const avahiA = await r.avahi(pair.nsA, join(dir.path, "avahi-s"), "avahi-a", "vethA");
     const conf = join(dir.path, "server");

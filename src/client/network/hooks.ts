@@ -23,7 +23,7 @@
 import { spawn, type ChildProcess, type StdioOptions } from "node:child_process";
 import { open, readdir, stat } from "node:fs/promises";
 import type { Logger } from "../../cli/log.js";
-import { compareNames } from "./interfaces.js";
+import { compareNames } from "../../sys/interfaces.js";
 
 export const DEFAULT_HOOK_DIR = "/lib/mandos/network-hooks.d";
 

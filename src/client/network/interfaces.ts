@@ -1,65 +1,25 @@
-// Network interfaces for the client: which ones to use (Mandos's rules,
-// pure), and the privileged steps of bringing them up and down again.
-import { readFile, readdir } from "node:fs/promises";
+// Network interfaces for the client: which ones to use (pure, by Mandos's
+// rule from sys/interfaces.ts), whether they run, and the privileged steps
+// of bringing them up and down again.
 import { NetworkError, runIp, type IpOptions } from "./ip.js";
+import {
+  IFF,
+  SYS_CLASS_NET,
+  compareNames,
+  interfaceVerdict,
+  isValidInterfaceName,
+  listSysInterfaces,
+  readInterfaceFile,
+  readSysInterface,
+  type SysInterface,
+  type Verdict,
+} from "../../sys/interfaces.js";
 
-/** Interface flag bits (netdevice(7), <linux/if.h>), as in /sys/class/net/X/flags. */
-export const IFF = {
-  UP: 0x1,
-  BROADCAST: 0x2,
-  DEBUG: 0x4,
-  LOOPBACK: 0x8,
-  POINTOPOINT: 0x10,
-  NOTRAILERS: 0x20,
-  RUNNING: 0x40,
-  NOARP: 0x80,
-  PROMISC: 0x100,
-  ALLMULTI: 0x200,
-  MASTER: 0x400,
-  SLAVE: 0x800,
-  MULTICAST: 0x1000,
-  PORTSEL: 0x2000,
-  AUTOMEDIA: 0x4000,
-  DYNAMIC: 0x8000,
-} as const;
-
-export const SYS_CLASS_NET = "/sys/class/net";
-
-export interface NetInterface {
-  name: string;
-  /** Kernel interface index (what Zeroconf reports). */
-  index: number;
-  /** IFF_* bits from sysfs; note sysfs never shows IFF_RUNNING, see isRunning(). */
-  flags: number;
+export interface NetInterface extends SysInterface {
   /** RFC 2863 state from sysfs: "up", "down", "unknown", "lowerlayerdown", "dormant", … */
   operstate: string;
   /** Carrier present; null when the kernel cannot tell (interface down). */
   carrier: boolean | null;
-}
-
-/** Parse a sysfs flags file ("0x1003\n"). Throws on anything else. */
-export function parseInterfaceFlags(text: string): number {
-  const t = text.trim();
-  if (!/^0x[0-9a-fA-F]{1,8}$/.test(t)) throw new Error(`bad interface flags ${JSON.stringify(t)}`);
-  return Number.parseInt(t.slice(2), 16);
-}
-
-/** Names of the set IFF_* bits, for debug output. */
-export function describeFlags(flags: number): string[] {
-  return Object.entries(IFF)
-    .filter(([, bit]) => (flags & bit) !== 0)
-    .map(([name]) => name);
-}
-
-/**
- * The kernel's rule for interface names (dev_valid_name): 1–15 bytes, not
- * "." or "..", no "/", ":" or white space. Checked before a name is used in
- * a path or handed to `ip`.
- */
-export function isValidInterfaceName(name: string): boolean {
-  if (name === "" || name === "." || name === "..") return false;
-  if (Buffer.byteLength(name) > 15) return false;
-  return !/[/:\s]/.test(name);
 }
 
 export function isUp(iface: NetInterface): boolean {
@@ -72,38 +32,6 @@ export function isUp(iface: NetInterface): boolean {
  */
 export function isRunning(iface: NetInterface): boolean {
   return isUp(iface) && (iface.operstate === "up" || iface.operstate === "unknown");
-}
-
-export interface Verdict {
-  suitable: boolean;
-  /** One line for the debug log, e.g. "rejecting loopback interface". */
-  reason: string;
-}
-
-/**
- * Mandos's automatic choice: not loopback; with --connect a point-to-point
- * interface is accepted as it is; otherwise it must be able to broadcast and
- * must use ARP (which rules out dummy and tunnel devices). Checked in this
- * order, as Mandos does (so with --connect a point-to-point NOARP tunnel is fine).
- */
-export function interfaceVerdict(iface: NetInterface, opts: { connectMode: boolean }): Verdict {
-  const f = iface.flags;
-  if (f & IFF.LOOPBACK) return { suitable: false, reason: "rejecting loopback interface" };
-  if (opts.connectMode && f & IFF.POINTOPOINT) return { suitable: true, reason: "accepting point-to-point interface" };
-  if (!(f & IFF.BROADCAST)) return { suitable: false, reason: "rejecting non-broadcast interface" };
-  if (f & IFF.NOARP) return { suitable: false, reason: "rejecting non-ARP interface" };
-  return { suitable: true, reason: "interface is good" };
-}
-
-export function isSuitable(iface: NetInterface, opts: { connectMode: boolean }): boolean {
-  return interfaceVerdict(iface, opts).suitable;
-}
-
-/** Byte order, as Mandos's scandir(…, alphasort) in the C locale. */
-export function compareNames(a: string, b: string): number {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return Buffer.compare(x, y);
 }
 
 export interface InterfaceSelection {
@@ -166,51 +94,26 @@ export function selectInterfaces(
 
 // ---------------------------------------------------------------- effects
 
-async function readText(path: string): Promise<string | null> {
-  try {
-    return await readFile(path, "utf8");
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    // EINVAL: e.g. "carrier" of an interface that is down.
-    if (code === "ENOENT" || code === "ENODEV" || code === "EINVAL" || code === "ENOTDIR") return null;
-    throw err;
-  }
-}
-
-/** One interface's state from sysfs, or null if it does not exist (any more). */
-export async function readInterface(name: string, sysfs: string = SYS_CLASS_NET): Promise<NetInterface | null> {
-  if (!isValidInterfaceName(name)) return null;
-  const dir = `${sysfs}/${name}`;
-  const [index, flags, operstate, carrier] = await Promise.all([
-    readText(`${dir}/ifindex`),
-    readText(`${dir}/flags`),
-    readText(`${dir}/operstate`),
-    readText(`${dir}/carrier`),
-  ]);
-  if (index === null || flags === null) return null;
-  const idx = Number(index.trim());
-  if (!Number.isInteger(idx) || idx <= 0) return null;
-  let bits: number;
-  try {
-    bits = parseInterfaceFlags(flags);
-  } catch {
-    // A kernel printing something else: skip the interface rather than fail.
-    return null;
-  }
+/** Adds what only the client needs from sysfs: whether the link is operational. */
+function withState(iface: SysInterface, sysfs: string): NetInterface {
+  const operstate = readInterfaceFile(iface.name, "operstate", sysfs);
+  const carrier = readInterfaceFile(iface.name, "carrier", sysfs);
   return {
-    name,
-    index: idx,
-    flags: bits,
+    ...iface,
     operstate: (operstate ?? "unknown").trim(),
     carrier: carrier === null ? null : carrier.trim() === "1",
   };
 }
 
+/** One interface's state from sysfs, or null if it does not exist (any more). */
+export async function readInterface(name: string, sysfs: string = SYS_CLASS_NET): Promise<NetInterface | null> {
+  const iface = readSysInterface(name, sysfs);
+  return iface && withState(iface, sysfs);
+}
+
 /** Every interface in /sys/class/net (of this process's network namespace), in name order. */
 export async function listInterfaces(sysfs: string = SYS_CLASS_NET): Promise<NetInterface[]> {
-  const names = (await readdir(sysfs)).filter((n) => !n.startsWith(".")).sort(compareNames);
-  const found = await Promise.all(names.map((n) => readInterface(n, sysfs)));
-  return found.filter((i): i is NetInterface => i !== null);
+  return listSysInterfaces(sysfs).map((i) => withState(i, sysfs));
 }
 
 /**
@@ -219,7 +122,7 @@ export async function listInterfaces(sysfs: string = SYS_CLASS_NET): Promise<Net
  */
 export async function interfaceNameForIndex(index: number, sysfs: string = SYS_CLASS_NET): Promise<string | null> {
   if (!Number.isInteger(index) || index <= 0) return null;
-  for (const iface of await listInterfaces(sysfs)) {
+  for (const iface of listSysInterfaces(sysfs)) {
     if (iface.index === index) return iface.name;
   }
   return null;

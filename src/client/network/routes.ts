@@ -12,7 +12,8 @@
 // child that leaves no descriptor behind.
 import type { Logger } from "../../cli/log.js";
 import { formatIp, isLinkLocal, isRoutableUnicast, parseIp, parsePrefix, prefixContains, bitsOf, type IpAddress } from "./addresses.js";
-import { checkInterface, SYS_CLASS_NET } from "./interfaces.js";
+import { checkInterface } from "./interfaces.js";
+import { SYS_CLASS_NET } from "../../sys/interfaces.js";
 import { NetworkError, runIp, type IpOptions } from "./ip.js";
 
 /** One route as `ip -j route show` prints it (only the fields used here). */
