@@ -19,6 +19,7 @@ import type { AgentOptions } from "./options.js";
 import { describeStatus, isLive, questionStatus, untrustedDirectoryReason, type Question, type QuestionStatus } from "./question.js";
 import { currentIdentity, examineQuestionFile, facts, listQuestionFiles } from "./questions-dir.js";
 import { loadUnixDgram, sendDatagram } from "../sys/unix-dgram.js";
+import { protectMemory } from "../sys/no-core.js";
 
 export interface AgentHost {
   log: Logger;
@@ -245,8 +246,10 @@ export class PasswordAgent {
     // parallel, rather than after its answer arrives.
     try {
       loadUnixDgram();
+      // The client's answer will be in our memory: keep it out of core files.
+      protectMemory();
     } catch (err) {
-      this.fatal(`cannot load the datagram sender (koffi): ${errorMessage(err)}`);
+      this.fatal(`cannot prepare for the answer: ${errorMessage(err)}`);
     }
   }
 

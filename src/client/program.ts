@@ -10,6 +10,7 @@ import { superviseWorker } from "./supervisor.js";
 import { receiveStart, runWorker } from "./worker.js";
 import { serverNeedsRoute } from "./routing.js";
 import { WORKER_ROLE_ENV } from "./ipc.js";
+import { protectMemory } from "../sys/no-core.js";
 import { errorMessage } from "../cli/log.js";
 
 async function zeroconfDiscovery(opts: ClientOptions, interfaces: string[], log: Logger): Promise<Discover> {
@@ -27,6 +28,8 @@ async function zeroconfDiscovery(opts: ClientOptions, interfaces: string[], log:
 
 /** Resolves with the exit code; the password, if any, is on stdout. */
 export async function runClient(opts: ClientOptions, log: Logger): Promise<number> {
+  // Keys and the password will be in our memory: keep them out of core files.
+  protectMemory();
   const abort = new AbortController();
   const onSignal = () => abort.abort();
   process.once("SIGTERM", onSignal);

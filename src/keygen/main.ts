@@ -7,6 +7,7 @@ import { VERSION } from "../cli/args.js";
 import { errorMessage, makeLogger } from "../cli/log.js";
 import { DEFAULT_KEYDIR, FALLBACK_KEYDIR, USAGE, parseKeygenArgs } from "./options.js";
 import { makeKeys, makePasswordSection } from "./run.js";
+import { protectMemory } from "../sys/no-core.js";
 import { findSshHostKey, keyscanner } from "./ssh.js";
 
 const log = makeLogger("mandos-keygen");
@@ -41,6 +42,8 @@ async function main(): Promise<number> {
     process.stdout.write(`mandos-keygen ${VERSION}\n`);
     return 0;
   }
+  // Private keys and the password pass through our memory.
+  protectMemory();
   const io = {
     stdin: process.stdin,
     stdout: process.stdout,

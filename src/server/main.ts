@@ -17,6 +17,7 @@ import { MandosServer } from "./server.js";
 import { STATE_FILE, StateFileError, readStateFile, restoreClients, type ConfiguredClient, type StateFile } from "./state.js";
 import { joinBus, type BusHandle } from "./bus.js";
 import { selfTest } from "./selftest.js";
+import { protectMemory } from "../sys/no-core.js";
 import { startZeroconf, type Announcement } from "./zeroconf.js";
 
 function usageError(msg: string): never {
@@ -78,6 +79,8 @@ async function main(): Promise<void> {
     process.stdout.write(`mandos ${VERSION}\n`);
     return;
   }
+  // Client secrets are about to be read: keep them out of core files.
+  protectMemory();
   if (args.check) {
     process.exitCode = selfTest() ? 0 : 1;
     return;
