@@ -35,7 +35,8 @@ export async function runClient(opts: ClientOptions, log: Logger): Promise<numbe
   process.once("SIGTERM", onSignal);
   process.once("SIGINT", onSignal);
   try {
-    if (process.env[WORKER_ROLE_ENV] === "worker") {
+    // Only a child with our IPC channel is the worker; the variable alone is not enough.
+    if (process.env[WORKER_ROLE_ENV] === "worker" && process.send) {
       const start = await receiveStart();
       return await runWorker(opts, start, (ifs) => zeroconfDiscovery(opts, ifs, log), log, abort.signal);
     }
