@@ -4,12 +4,13 @@
 // password agent answering it with what our mandos-client fetched; and a
 // LUKS2 test volume whose passphrase check then succeeds.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startBus } from "../test/helpers/server.js";
+import { unprivilegedIdentity } from "../src/server/privileges.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const BIN = join(ROOT, "bin");
@@ -98,17 +99,25 @@ async function main(): Promise<void> {
   say("Our mandos server on [::1], D-Bus on a private system bus");
   const busDir = join(work, "bus");
   mkdirSync(busDir, { mode: 0o755 });
-  // The same private bus the tests use: Debian's default rules plus our policy.
-  const bus = startBus(busDir);
+  // The server drops root to _mandos or mandos where they exist (our
+  // policy's users), else to nobody: on a machine with neither, this demo's
+  // private bus lets that user own the server's name too.
+  const who = unprivilegedIdentity();
+  let policy = join(ROOT, "units", "dbus-mandos.conf");
+  if (who.user !== "_mandos" && who.user !== "mandos") {
+    const text = readFileSync(policy, "utf8");
+    const rules = /<policy user="root">([\s\S]*?)<\/policy>/.exec(text)![1]!;
+    policy = join(busDir, "demo-policy.conf");
+    writeFileSync(policy, text.replace("</busconfig>", `  <policy user="${who.uid}">${rules}</policy>\n</busconfig>`));
+  }
+  // The same private bus the tests use: Debian's default rules plus the policy.
+  const bus = startBus(busDir, policy);
   process.on("exit", () => bus.stop());
   const env = { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: bus.address };
   const state = join(work, "state");
   mkdirSync(state);
-  if (isRoot) {
-    // The server drops root; its state directory must be its own.
-    const { uid, gid } = await import("../src/server/privileges.js").then((m) => m.unprivilegedIdentity());
-    chownSync(state, uid, gid);
-  }
+  // The server drops root; its state directory must be its own.
+  if (isRoot) chownSync(state, who.uid, who.gid);
   const m = await startAndWait(
     join(BIN, "mandos"),
     ["--foreground", "--debuglevel", "INFO", "--no-zeroconf", "--configdir", conf, "--statedir", state],
