@@ -43,7 +43,7 @@ try {
     handler: {
       async requestSecret(req) {
         const secret = secrets.get(req.keyId);
-        return secret ? { secret, sent() {} } : null;
+        return secret ? { secret: Buffer.from(secret), sent() {} } : null;
       },
     },
   });

@@ -51,6 +51,8 @@ export class PasswordAgent {
   private watcher: FSWatcher | undefined;
   private rescanQueued = false;
   private quitting = false;
+  /** Exit status to leave with once the client we are stopping has ended. */
+  private exitAfterClient: number | null = null;
   private finished = false;
   private readonly trusted: number[];
   private resolveExit: (code: number) => void = () => {};
@@ -234,7 +236,10 @@ export class PasswordAgent {
           credentials: this.host.uid === 0 ? { uid: o.user, gid: o.group } : null,
         },
         {
-          onSpawnError: (err) => this.fatal(`cannot run Mandos client ${o.client[0]}: ${errorMessage(err)}`),
+          onSpawnError: (err) => {
+            this.run_ = undefined; // it never ran: nothing to wait for
+            this.fatal(`cannot run Mandos client ${o.client[0]}: ${errorMessage(err)}`);
+          },
           onEnd: (e) => this.clientEnded(e),
         },
       );
@@ -262,6 +267,10 @@ export class PasswordAgent {
       stoppedByUs: e.stoppedByUs,
     });
     this.run_ = undefined;
+    if (this.exitAfterClient !== null) {
+      e.output.fill(0);
+      return this.finish(this.exitAfterClient);
+    }
     try {
       if (outcome.kind === "password") {
         // Look once more first: questions that came or went since the last event count too.
@@ -304,9 +313,14 @@ export class PasswordAgent {
   }
 
   private fatal(message: string): void {
-    if (this.finished) return;
+    if (this.finished || this.exitAfterClient !== null) return;
     this.host.log.error(message);
-    this.run_?.stop(CLIENT_STOP_GRACE_MS);
+    if (this.run_) {
+      // Never leave a client behind: exit once it has ended (SIGKILL after the grace).
+      this.exitAfterClient = 1;
+      this.run_.stop(CLIENT_STOP_GRACE_MS);
+      return;
+    }
     this.finish(1);
   }
 

@@ -28,6 +28,7 @@ export interface ClientOptions {
 }
 
 const KEYDIR = "/conf/conf.d/mandos";
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export const USAGE = `Usage: mandos-client [OPTION...]
 Get a password from a Mandos server, print it on standard output.
@@ -101,6 +102,10 @@ export function parseClientOptions(argv: string[]): ClientOptions {
   if (delaySeconds < 0) throw new UsageError("--delay must not be negative");
   if (retrySeconds < 0) throw new UsageError("--retry must not be negative");
   if (timeoutSeconds <= 0) throw new UsageError("--timeout must be positive");
+  // Node's timers take at most 2^31-1 ms; beyond that they fire at once.
+  for (const [name, seconds] of [["delay", delaySeconds], ["retry", retrySeconds], ["timeout", timeoutSeconds]] as const) {
+    if (seconds * 1000 > MAX_TIMER_MS) throw new UsageError(`--${name} must be at most ${Math.floor(MAX_TIMER_MS / 1000)} seconds`);
+  }
   if (values["dh-bits"] !== undefined) numberOption("dh-bits", values["dh-bits"], 0);
   return {
     connect: values.connect === undefined ? null : parseConnect(values.connect),

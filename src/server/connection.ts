@@ -16,9 +16,9 @@ export interface SecretRequest {
 }
 
 export interface SecretGrant {
-  /** Owned by the handler; sent as is, not wiped here. */
+  /** A copy for this connection, which wipes it when done (sent or not). */
   secret: Buffer;
-  /** Called once the secret has been handed to TLS and the session ended. */
+  /** Called once the secret has been handed to TLS and the session ended (bookkeeping). */
   sent(): void;
 }
 
@@ -47,6 +47,7 @@ export async function handleConnection(socket: Socket, s: ConnectionSettings): P
   socket.once("close", () => closed.abort());
   socket.on("error", () => {}); // reported through the steps below
   let conn: TlsConnection | null = null;
+  let grant: SecretGrant | null = null;
   try {
     const { version, rest } = await readVersionLine(socket, s.lineTimeoutMs);
     s.log.debug(`${peer}: protocol version ${version}`);
@@ -62,7 +63,7 @@ export async function handleConnection(socket: Socket, s: ConnectionSettings): P
       return;
     }
     const keyId = keyIdFromSpki(key);
-    const grant = await s.handler.requestSecret({
+    grant = await s.handler.requestSecret({
       keyId,
       address: socket.remoteAddress ?? "",
       signal: closed.signal,
@@ -76,6 +77,8 @@ export async function handleConnection(socket: Socket, s: ConnectionSettings): P
   } catch (err) {
     s.log.info(`${peer}: dropped: ${errorMessage(err)}`);
   } finally {
+    // Our copy of the secret, whatever happened to the connection.
+    grant?.secret.fill(0);
     conn?.destroy();
     socket.destroy();
   }

@@ -249,15 +249,13 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
     w.cleanup();
     if (!granted) return w.resolve(null);
     const entry = w.entry;
-    // A copy for the connection, wiped once sent (or never sent).
-    const secret = Buffer.from(entry.model.record.secret);
+    // A copy for the connection, which wipes it whether it is sent or not.
     let done = false;
     w.resolve({
-      secret,
+      secret: Buffer.from(entry.model.record.secret),
       sent: () => {
         if (done) return;
         done = true;
-        secret.fill(0);
         this.change(entry, (m, now) => m.secretSent(now));
       },
     });

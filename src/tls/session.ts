@@ -150,9 +150,17 @@ export class TlsConnection {
       this.inboundBytes = opts.initialData.length;
     }
     socket.on("data", (chunk: Buffer) => {
+      if (this.session === null) return;
+      if (this.inboundBytes + chunk.length > MAX_INBOUND) {
+        // Also while nothing reads (a server awaiting approval, a client
+        // decrypting): stop taking bytes at once, memory stays bounded.
+        chunk.fill(0);
+        this.fail(new TlsError("peer sent too much data"));
+        this.destroy();
+        return;
+      }
       this.inbound.push(chunk);
       this.inboundBytes += chunk.length;
-      if (this.inboundBytes > MAX_INBOUND) this.fail(new TlsError("peer sent too much data"));
       this.poke();
     });
     socket.on("end", () => {

@@ -36,7 +36,8 @@ after(async () => {
   dir.cleanup();
 });
 
-const grant = (secret: Buffer): SecretGrant => ({ secret, sent() {} });
+// The connection wipes what it is given: hand it a copy.
+const grant = (secret: Buffer): SecretGrant => ({ secret: Buffer.from(secret), sent() {} });
 const encryptFor = async (keysDir: string, password: string) =>
   encryptSecret(Buffer.from(password), readFileSync(join(keysDir, "pubkey.txt"), "utf8"));
 
@@ -145,6 +146,8 @@ test("bad options are usage errors", async () => {
     [["--connect", "nocolon"], /--connect: expected ADDRESS:PORT/],
     [["--connect", "::1:99999"], /--connect: bad port/],
     [["--retry", "soon"], /--retry: not a number/],
+    [["--timeout", "3000000"], /--timeout must be at most 2147483 seconds/],
+    [["--retry", "1e10"], /--retry must be at most 2147483 seconds/],
     [["--no-such-option"], /Unknown option/],
   ] as [string[], RegExp][]) {
     const r = await runOurClient(keys, "127.0.0.1", 9, args, 10_000);

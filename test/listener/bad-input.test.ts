@@ -28,7 +28,7 @@ async function harness() {
     log: makeLogger("mandos", { level: "debug", write: (l) => lines.push(l) }),
     handler: {
       async requestSecret(req) {
-        return req.keyId === goodId ? { secret: SECRET, sent() {} } : null;
+        return req.keyId === goodId ? { secret: Buffer.from(SECRET), sent() {} } : null;
       },
     },
   });

@@ -33,7 +33,7 @@ test(
       handler: {
         async requestSecret(req) {
           requests.push(req);
-          return req.keyId === keyId ? { secret, sent: () => sent++ } : null;
+          return req.keyId === keyId ? { secret: Buffer.from(secret), sent: () => sent++ } : null;
         },
       },
     });

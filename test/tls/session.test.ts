@@ -73,6 +73,24 @@ test("readAll refuses more than the limit", async () => {
   });
 });
 
+test("a peer flooding a session that is not reading is cut off: memory stays bounded", { timeout: 20_000 }, async () => {
+  await withSessions(async (server, client) => {
+    // After the handshake nothing reads on the server side (as while a
+    // request waits for approval); the peer streams raw bytes.
+    const closed = new Promise<void>((resolve) => server.socket.once("close", () => resolve()));
+    const flood = Buffer.alloc(64 * 1024, 0x17);
+    let written = 0;
+    while (written < 8 * 1024 * 1024 && !server.socket.destroyed) {
+      client.socket.write(flood);
+      written += flood.length;
+      await new Promise((r) => setImmediate(r));
+    }
+    await closed;
+    assert.ok(server.socket.destroyed, "the flooded side let go of the socket");
+    await assert.rejects(server.readAll(10, 1000), /too much data|closed/);
+  });
+});
+
 test("a peer that never answers the handshake times out", async () => {
   await withAnonymous(async (anon, a) => {
     const started = Date.now();
