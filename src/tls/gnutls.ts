@@ -19,7 +19,6 @@ export const GNUTLS_CTYPE_PEERS = 3;
 
 export const E_AGAIN = -28;
 export const E_INTERRUPTED = -52;
-export const E_REHANDSHAKE = -37;
 export const E_PREMATURE_TERMINATION = -110;
 
 const EAGAIN = 11;

@@ -23,11 +23,7 @@ export function hostFqdn(label: string): string {
   return `${label}.${MDNS_DOMAIN}`;
 }
 
-/** DNS names compare case-insensitively (ASCII only, RFC 4343). */
-export function sameName(a: string, b: string): boolean {
-  return lowerName(a) === lowerName(b);
-}
-
+/** DNS names compare case-insensitively (ASCII only, RFC 4343): compare these. */
 export function lowerName(name: string): string {
   return name.replace(/[A-Z]/g, (c) => c.toLowerCase()).replace(/\.$/, "");
 }
