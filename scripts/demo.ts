@@ -4,16 +4,17 @@
 // password agent answering it with what our mandos-client fetched; and a
 // LUKS2 test volume whose passphrase check then succeeds.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startBus } from "../test/helpers/server.js";
 import { unprivilegedIdentity } from "../src/server/privileges.js";
+import { unreachableReason } from "../src/agent/reach.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const BIN = join(ROOT, "bin");
+const CHECKOUT_BIN = join(ROOT, "bin");
 const isRoot = process.getuid?.() === 0;
 const children: ChildProcess[] = [];
 let step = 0;
@@ -62,25 +63,48 @@ function startAndWait(cmd: string, args: string[], ready: RegExp, env: NodeJS.Pr
   });
 }
 
+/**
+ * The programs' directory, where the unprivileged users the server and the
+ * agent's client run as can read it: the checkout itself, or (a clone in
+ * root's 0700 home) a copy of what the programs need in `work`, as an
+ * installed system has them under /usr/lib.
+ */
+function programsFor(work: string, uid: number): string {
+  const who = { uid, gids: [uid] };
+  const reason =
+    unreachableReason(join(CHECKOUT_BIN, "mandos-client"), who, { read: true, execute: true }) ??
+    unreachableReason(join(ROOT, "dist/src/client/main.js"), who, { read: true });
+  if (reason === null) return CHECKOUT_BIN;
+  const copy = join(work, "programs");
+  detail(`user ${uid} cannot read the checkout (${reason}): using a copy of the programs in ${copy}`);
+  for (const part of ["bin", "dist/src", "package.json"]) cpSync(join(ROOT, part), join(copy, part), { recursive: true });
+  cpSync(join(ROOT, "node_modules"), join(copy, "node_modules"), {
+    recursive: true,
+    filter: (src) => !/\/node_modules\/(typescript|@types)(\/|$)/.test(src), // build-time only
+  });
+  return join(copy, "bin");
+}
+
 async function main(): Promise<void> {
   ensurePackages();
   const work = mkdtempSync(join(tmpdir(), "mandos-demo-"));
   chmodSync(work, 0o755); // the unprivileged server and client must reach their files
   process.on("exit", () => rmSync(work, { recursive: true, force: true }));
+  const bin = isRoot ? programsFor(work, 65534) : CHECKOUT_BIN;
   const keys = join(work, "keys");
   const conf = join(work, "etc");
   mkdirSync(keys);
   mkdirSync(conf);
 
   say("Client keys from our mandos-keygen (Ed25519 OpenPGP + Ed25519 TLS raw key)");
-  execFileSync(join(BIN, "mandos-keygen"), ["--dir", keys, "--force"]);
+  execFileSync(join(bin, "mandos-keygen"), ["--dir", keys, "--force"]);
   detail(execFileSync("ls", ["-l", keys], { encoding: "utf8" }).trim());
 
   say("A random disk password, encrypted to the client's key, as a clients.conf section");
   const password = randomBytes(18).toString("base64");
   const passfile = join(work, "passfile");
   writeFileSync(passfile, password, { mode: 0o600 });
-  const section = execFileSync(join(BIN, "mandos-keygen"), ["--dir", keys, "--passfile", passfile, "--name", "demo-host", "--no-ssh"], {
+  const section = execFileSync(join(bin, "mandos-keygen"), ["--dir", keys, "--passfile", passfile, "--name", "demo-host", "--no-ssh"], {
     encoding: "utf8",
   });
   // No checker on loopback; a demo client is confirmed by the fetch itself.
@@ -119,17 +143,17 @@ async function main(): Promise<void> {
   // The server drops root; its state directory must be its own.
   if (isRoot) chownSync(state, who.uid, who.gid);
   const m = await startAndWait(
-    join(BIN, "mandos"),
+    join(bin, "mandos"),
     ["--foreground", "--debuglevel", "INFO", "--no-zeroconf", "--configdir", conf, "--statedir", state],
     /port (\d+)/,
     env,
   );
   const port = m[1]!;
   detail(`listening on [::1]:${port}`);
-  detail(execFileSync(join(BIN, "mandos-ctl"), [], { encoding: "utf8", env }).trim());
+  detail(execFileSync(join(bin, "mandos-ctl"), [], { encoding: "utf8", env }).trim());
 
   const clientArgs = [
-    join(BIN, "mandos-client"),
+    join(bin, "mandos-client"),
     `--connect=[::1]:${port}`,
     "--interface=none",
     `--pubkey=${keys}/pubkey.txt`,
@@ -158,7 +182,7 @@ async function main(): Promise<void> {
     `;
     const r = spawnSync(
       "unshare",
-      ["--mount", "--propagation", "private", "sh", "-c", script, "sh", work, join(BIN, "password-agent"), "--", ...clientArgs],
+      ["--mount", "--propagation", "private", "sh", "-c", script, "sh", work, join(bin, "password-agent"), "--", ...clientArgs],
       { encoding: "utf8", env: { ...env, ANSWER_DIR: work }, timeout: 90_000 },
     );
     if (r.status !== 0) throw new Error(`the question was not answered: ${r.stderr}`);
@@ -176,7 +200,7 @@ async function main(): Promise<void> {
   detail("passphrase accepted: the disk would unlock");
 
   say("The server saw it: mandos-ctl -v");
-  detail(execFileSync(join(BIN, "mandos-ctl"), ["-v"], { encoding: "utf8", env }).trim());
+  detail(execFileSync(join(bin, "mandos-ctl"), ["-v"], { encoding: "utf8", env }).trim());
   console.log("\nDemo complete.");
 }
 

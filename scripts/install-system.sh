@@ -18,7 +18,11 @@
 #   share/dbus-1/system.d/mandos.conf
 #   share/man/manN/           man/*
 # Re-running replaces what an earlier run installed; nothing outside
-# $DESTDIR$PREFIX is touched.
+# $DESTDIR$PREFIX is touched. Installing onto this system (no DESTDIR), it
+# refuses, before writing anything, when a file it would write, or a
+# program, unit or man page of the same name elsewhere, belongs to a Debian
+# package (Debian's mandos and mandos-client ship /usr/sbin/mandos*,
+# mandos.service and their man pages): it never replaces or shadows them.
 set -euo pipefail
 umask 022
 
@@ -63,6 +67,41 @@ declare -A programs=(
 	[mandos-keygen]=keygen
 	[password-agent]=agent
 )
+
+# --- Files of Debian packages -----------------------------------------
+# Every path this run writes or could shadow, for `dpkg-query -S`.
+own_paths() {
+	local name page section dir
+	for name in "${!programs[@]}" mandos-generator; do
+		echo "$libdir/$name"
+	done
+	for name in mandos mandos-ctl mandos-keygen; do
+		for dir in "$dest/sbin" /usr/sbin /sbin /usr/bin /bin; do echo "$dir/$name"; done
+	done
+	for name in "$repo"/units/*.service "$repo"/units/*.socket "$repo"/units/*.path; do
+		for dir in "$dest/lib/systemd/system" /lib/systemd/system /usr/lib/systemd/system; do echo "$dir/${name##*/}"; done
+	done
+	for dir in "$dest/lib/systemd/system-generators" /lib/systemd/system-generators /usr/lib/systemd/system-generators; do
+		echo "$dir/mandos-generator"
+	done
+	for page in "$repo"/man/*; do
+		name=${page##*/}
+		section=${name##*.}
+		for dir in "$dest/share/man" /usr/share/man; do
+			echo "$dir/man${section:0:1}/$name"
+			echo "$dir/man${section:0:1}/$name.gz"
+		done
+	done
+}
+if [ -z "$DESTDIR" ] && command -v dpkg-query >/dev/null; then
+	mapfile -t paths < <(own_paths | sort -u)
+	owned=$(dpkg-query -S "${paths[@]}" 2>/dev/null | grep -v '^diversion by' || true)
+	if [ -n "$owned" ]; then
+		echo "install-system: refusing to install into $PREFIX: these files belong to Debian packages and would be replaced or shadowed:" >&2
+		sed 's/^/  /' <<<"$owned" >&2
+		die "remove those packages first, or stage the install with DESTDIR=DIR"
+	fi
+fi
 
 # --- The program tree -------------------------------------------------
 rm -rf "$libdir"
@@ -165,13 +204,16 @@ install_file 0755 "$repo/generators/mandos-generator" \
 	"$dest/lib/systemd/system-generators/mandos-generator"
 
 mkdir -p "$dest/lib/sysusers.d" "$dest/lib/tmpfiles.d"
+# The same user and state directory owner as Debian's mandos package, so
+# that whichever of its lines and ours systemd reads first, the server (it
+# takes _mandos first) can write its state.
 cat >"$dest/lib/sysusers.d/mandos-ts.conf" <<'EOF'
-# The Mandos server (mandos.service) runs as this user.
-u mandos - "Mandos password server" /var/lib/mandos
+# The Mandos server (mandos.service) runs as this user, as Debian's does.
+u _mandos - "Mandos password system"
 EOF
 cat >"$dest/lib/tmpfiles.d/mandos-ts.conf" <<'EOF'
 # The Mandos server's state (client checkers, timeouts) across restarts.
-d /var/lib/mandos 0700 mandos mandos -
+d /var/lib/mandos 0700 _mandos _mandos -
 EOF
 chmod 0644 "$dest/lib/sysusers.d/mandos-ts.conf" "$dest/lib/tmpfiles.d/mandos-ts.conf"
 

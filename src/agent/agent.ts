@@ -20,6 +20,7 @@ import { describeStatus, isLive, questionStatus, untrustedDirectoryReason, type 
 import { currentIdentity, examineQuestionFile, facts, listQuestionFiles } from "./questions-dir.js";
 import { loadUnixDgram, sendDatagram } from "../sys/unix-dgram.js";
 import { protectMemory } from "../sys/no-core.js";
+import { interpreterOf, unreachableReason } from "./reach.js";
 
 export interface AgentHost {
   log: Logger;
@@ -225,8 +226,34 @@ export class PasswordAgent {
     }, Math.min(Math.max(0, delayMs), 2 ** 31 - 1)); // longer delays would fire at once
   }
 
+  /** The user the client runs as, for messages: "user 65534". */
+  private clientUser(): string {
+    return this.host.uid === 0 ? `user ${this.opts.user}` : `user ${this.host.uid}`;
+  }
+
+  /**
+   * Why the client's user cannot even start it (the program, or the
+   * interpreter its "#!" line names, out of its reach), or null. Checked
+   * before each start: a program tree in root's 0700 home would otherwise
+   * fail only inside the child, again and again, until the question expires.
+   */
+  private unstartableReason(): string | null {
+    if (this.host.uid !== 0) return null; // run as ourselves: exec says it all
+    const who = { uid: this.opts.user, gids: [this.opts.group] };
+    const program = this.opts.client[0]!;
+    const programReason = unreachableReason(program, who, { read: true, execute: true });
+    if (programReason !== null) return programReason;
+    const interpreter = interpreterOf(program);
+    return interpreter === null ? null : unreachableReason(interpreter, who, { execute: true });
+  }
+
   private startClient(): void {
     const o = this.opts;
+    const unstartable = this.unstartableReason();
+    if (unstartable !== null) {
+      this.fatal(`the Mandos client ${o.client[0]} cannot run as ${this.clientUser()}: ${unstartable}`);
+      return;
+    }
     this.client = { kind: "running" };
     try {
       this.run_ = startClient(
@@ -238,7 +265,7 @@ export class PasswordAgent {
         {
           onSpawnError: (err) => {
             this.run_ = undefined; // it never ran: nothing to wait for
-            this.fatal(`cannot run Mandos client ${o.client[0]}: ${errorMessage(err)}`);
+            this.fatal(`cannot run the Mandos client ${o.client[0]} as ${this.clientUser()}: ${errorMessage(err)}`);
           },
           onEnd: (e) => this.clientEnded(e),
         },
@@ -265,6 +292,7 @@ export class PasswordAgent {
       outputLength: e.output.length,
       overflow: e.overflow,
       stoppedByUs: e.stoppedByUs,
+      stderrTail: e.stderrTail,
     });
     this.run_ = undefined;
     if (this.exitAfterClient !== null) {
@@ -277,6 +305,9 @@ export class PasswordAgent {
         if (this.rescan()) this.answerAll(e.output);
         this.failures = 0;
         this.client = { kind: "idle" };
+      } else if (outcome.kind === "hopeless") {
+        this.fatal(`the Mandos client ${this.opts.client[0]} cannot run as ${this.clientUser()}: ${outcome.reason}; not retrying`);
+        return;
       } else if (outcome.kind === "stopped") {
         this.failures = 0;
         this.client = { kind: "idle" };

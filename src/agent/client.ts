@@ -1,12 +1,15 @@
 // Running the Mandos client: a child process whose standard output is the
-// secret. It gets the helper directory in MANDOSPLUGINHELPERDIR, shares our
-// standard error (its messages reach the journal), and runs with the
+// secret. It gets the helper directory in MANDOSPLUGINHELPERDIR, its standard
+// error is passed on to ours (so its messages reach the journal) with the
+// last lines kept to tell why it failed, and it runs with the
 // configured user and group when we are root. Its output is collected into
 // Buffers only (never a string) and the pieces are wiped once joined.
 import { spawn, type ChildProcess } from "node:child_process";
 
 /** More than any passphrase systemd accepts; a client printing more is broken. */
 export const MAX_CLIENT_OUTPUT = 64 * 1024;
+/** How much of the client's standard error is kept to explain a failure. */
+export const STDERR_TAIL = 2048;
 
 export interface ClientSpec {
   command: string[];
@@ -22,6 +25,7 @@ export interface ClientEndEvent {
   output: Buffer;
   overflow: boolean;
   stoppedByUs: boolean;
+  stderrTail: string;
 }
 
 export interface ClientRun {
@@ -45,7 +49,7 @@ export function startClient(spec: ClientSpec, handlers: ClientHandlers): ClientR
   // anything it started that still holds the output pipe.
   const child: ChildProcess = spawn(file!, args, {
     env,
-    stdio: ["ignore", "pipe", "inherit"],
+    stdio: ["ignore", "pipe", "pipe"],
     detached: true,
     ...(spec.credentials ?? {}),
   });
@@ -63,6 +67,11 @@ export function startClient(spec: ClientSpec, handlers: ClientHandlers): ClientR
       // The group is already gone.
     }
   };
+  let stderrTail = "";
+  child.stderr!.on("data", (d: Buffer) => {
+    process.stderr.write(d);
+    stderrTail = (stderrTail + d.toString("utf8")).slice(-STDERR_TAIL);
+  });
   const wipeChunks = () => {
     for (const c of chunks) c.fill(0);
     chunks.length = 0;
@@ -93,9 +102,10 @@ export function startClient(spec: ClientSpec, handlers: ClientHandlers): ClientR
     if (settled) return;
     settled = true;
     child.stdout!.destroy();
+    child.stderr!.destroy();
     const output = overflow ? Buffer.alloc(0) : Buffer.concat(chunks, length);
     wipeChunks();
-    handlers.onEnd({ code, signal, output, overflow, stoppedByUs });
+    handlers.onEnd({ code, signal, output, overflow, stoppedByUs, stderrTail });
   };
   // "close" comes once the output pipe is drained too. Should a leftover
   // descendant keep the pipe open, the exit status alone decides shortly after.

@@ -90,7 +90,9 @@ export function restartDelayMs(failures: number): number {
 export type ClientOutcome =
   | { kind: "password" }
   | { kind: "stopped" }
-  | { kind: "failed"; reason: string };
+  | { kind: "failed"; reason: string }
+  /** Failed in a way no later run can mend (files it cannot read, bad options). */
+  | { kind: "hopeless"; reason: string };
 
 export interface ClientEnd {
   code: number | null;
@@ -100,6 +102,37 @@ export interface ClientEnd {
   overflow: boolean;
   /** We asked it to stop (no question left, or the agent is quitting). */
   stoppedByUs: boolean;
+  /** The end of what it wrote to standard error (never secret material). */
+  stderrTail?: string;
+}
+
+/** sysexits EX_USAGE and EX_CONFIG: bad options, or key files it cannot use. */
+const CONFIG_EXITS = new Set([64, 78]);
+
+/** Node's and libc's words for a file the client could not open or load. */
+const UNREADABLE: Array<[RegExp, (m: RegExpExecArray) => string]> = [
+  [/\bEACCES: permission denied, \w+ '([^']+)'/, (m) => `cannot read ${m[1]} (EACCES)`],
+  [/Cannot find (?:module|package) '([^']+)'/, (m) => `cannot load ${m[1]} (missing, or in a directory it cannot search)`],
+  [/^.*Permission denied.*$/m, (m) => m[0].trim()],
+];
+
+/**
+ * Why a failed run cannot succeed if started again, or null: the client
+ * exited with a configuration status, or its last words say it could not
+ * read a file. Retrying those in silence would only run out the question's
+ * time, so the agent says so at once instead.
+ */
+export function hopelessReason(e: ClientEnd): string | null {
+  const tail = e.stderrTail ?? "";
+  for (const [re, say] of UNREADABLE) {
+    const m = re.exec(tail);
+    if (m) return say(m);
+  }
+  if (e.code !== null && CONFIG_EXITS.has(e.code)) {
+    const last = tail.trim().split("\n").pop()?.trim();
+    return `exited with status ${e.code}${last ? `: ${last}` : ""}`;
+  }
+  return null;
 }
 
 /**
@@ -112,7 +145,11 @@ export function classifyClientEnd(e: ClientEnd): ClientOutcome {
   if (e.stoppedByUs) return { kind: "stopped" };
   if (e.overflow) return { kind: "failed", reason: "printed too much output" };
   if (e.signal !== null) return { kind: "failed", reason: `was killed by ${e.signal}` };
-  if (e.code !== 0) return { kind: "failed", reason: `exited with status ${e.code}` };
+  if (e.code !== 0) {
+    const hopeless = hopelessReason(e);
+    if (hopeless !== null) return { kind: "hopeless", reason: hopeless };
+    return { kind: "failed", reason: `exited with status ${e.code}` };
+  }
   if (e.outputLength === 0) return { kind: "failed", reason: "exited with status 0 but printed no password" };
   return { kind: "password" };
 }

@@ -1,7 +1,7 @@
 // The agent's decisions, pure: next step, backoff, client outcome, datagram.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { answerDatagram, classifyClientEnd, nextStep, restartDelayMs, tally, type ClientEnd } from "../../src/agent/lifecycle.js";
+import { answerDatagram, classifyClientEnd, hopelessReason, nextStep, restartDelayMs, tally, type ClientEnd } from "../../src/agent/lifecycle.js";
 
 const idle = { kind: "idle" } as const;
 const running = { kind: "running" } as const;
@@ -64,4 +64,28 @@ test("tally: pending, lingering (answered or left to others), void", () => {
   );
   assert.deepEqual(tally([{ status: "pending", answered: false }], true), { pending: 0, lingering: 0 });
   assert.deepEqual(tally([]), { pending: 0, lingering: 0 });
+});
+
+test("a client that cannot read its files is hopeless; other failures are retried", () => {
+  const end = (code: number, stderrTail: string): ClientEnd => ({ code, signal: null, outputLength: 0, overflow: false, stoppedByUs: false, stderrTail });
+  // Node, when the program tree is out of the user's reach.
+  assert.deepEqual(classifyClientEnd(end(1, "node:internal/errors:496\nError: EACCES: permission denied, open '/root/m/dist/src/client/main.js'\n")), {
+    kind: "hopeless",
+    reason: "cannot read /root/m/dist/src/client/main.js (EACCES)",
+  });
+  assert.match(
+    hopelessReason(end(1, "Error [ERR_MODULE_NOT_FOUND]: Cannot find module '/root/m/dist/src/client/main.js' imported from /x\n"))!,
+    /^cannot load \/root\/m\/dist\/src\/client\/main\.js /,
+  );
+  // A C client's perror().
+  assert.equal(hopelessReason(end(1, "Mandos plugin mandos-client: fopen: Permission denied\n")), "Mandos plugin mandos-client: fopen: Permission denied");
+  // Our client's key errors exit with EX_CONFIG.
+  assert.equal(
+    hopelessReason(end(78, "mandos-client: error: cannot read --seckey file /k/seckey.txt: ENOENT\n")),
+    "exited with status 78: mandos-client: error: cannot read --seckey file /k/seckey.txt: ENOENT",
+  );
+  assert.equal(hopelessReason(end(64, "")), "exited with status 64");
+  // No server yet, a refused connection: worth another try.
+  assert.equal(hopelessReason(end(1, "mandos-client: no server answered\n")), null);
+  assert.deepEqual(classifyClientEnd(end(1, "mandos-client: connect ECONNREFUSED ::1:1\n")), { kind: "failed", reason: "exited with status 1" });
 });

@@ -104,8 +104,8 @@ test("install-system lays out the program tree, launchers, units, generator, dra
     if (existsSync(join(ROOT, "units/dbus-mandos.conf"))) {
       assert.equal(modeOf(join(d, "usr/share/dbus-1/system.d/mandos.conf")), "644");
     }
-    assert.match(readFileSync(join(d, "usr/lib/sysusers.d/mandos-ts.conf"), "utf8"), /^u mandos /m);
-    assert.match(readFileSync(join(d, "usr/lib/tmpfiles.d/mandos-ts.conf"), "utf8"), /^d \/var\/lib\/mandos 0700 mandos mandos /m);
+    assert.match(readFileSync(join(d, "usr/lib/sysusers.d/mandos-ts.conf"), "utf8"), /^u _mandos /m);
+    assert.match(readFileSync(join(d, "usr/lib/tmpfiles.d/mandos-ts.conf"), "utf8"), /^d \/var\/lib\/mandos 0700 _mandos _mandos /m);
     for (const page of readdirSync(join(ROOT, "man"))) {
       const section = /\.(\d)[^.]*$/.exec(page)?.[1];
       assert.ok(section, page);
@@ -162,28 +162,61 @@ test("the installed programs run from the installed tree with its own node_modul
   }
 });
 
-test("the sysusers.d and tmpfiles.d entries make the mandos user and a 0700 state directory", {
+test("the sysusers.d and tmpfiles.d entries make Debian's _mandos user own the state directory, with or without Debian's lines", {
   skip: needsBuild() || requires({ root: true, commands: ["systemd-sysusers", "systemd-tmpfiles"] }),
 }, async () => {
   const staged = await installStaged();
-  const target = tempDir("mandos-sysroot-");
   try {
-    mkdirSync(join(target.path, "etc"));
-    const users = await run("systemd-sysusers", [`--root=${target.path}`, join(staged.path, "usr/lib/sysusers.d/mandos-ts.conf")]);
-    assert.equal(users.code, 0, users.stderr);
-    const passwd = readFileSync(join(target.path, "etc/passwd"), "utf8");
-    const entry = /^mandos:x:(\d+):(\d+):/m.exec(passwd);
-    assert.ok(entry, passwd);
-    const files = await run("systemd-tmpfiles", [`--root=${target.path}`, "--create", join(staged.path, "usr/lib/tmpfiles.d/mandos-ts.conf")]);
-    assert.equal(files.code, 0, files.stderr);
-    const st = statSync(join(target.path, "var/lib/mandos"));
-    assert.ok(st.isDirectory());
-    assert.equal(st.mode & 0o7777, 0o700);
-    assert.equal(st.uid, Number(entry[1]));
-    assert.equal(st.gid, Number(entry[2]));
+    const ours = { users: join(staged.path, "usr/lib/sysusers.d/mandos-ts.conf"), files: join(staged.path, "usr/lib/tmpfiles.d/mandos-ts.conf") };
+    // Debian's mandos package's own lines, as it ships them (when installed).
+    const debian = { users: "/usr/lib/sysusers.d/mandos.conf", files: "/usr/lib/tmpfiles.d/mandos.conf" };
+    const combos: Array<[string, string[], string[]]> = [["ours alone", [ours.users], [ours.files]]];
+    if (existsSync(debian.files)) {
+      // systemd reads them in file name order: mandos-ts.conf before mandos.conf.
+      combos.push(["ours, then Debian's", [ours.users, debian.users], [ours.files, debian.files]]);
+      combos.push(["Debian's, then ours", [debian.users, ours.users], [debian.files, ours.files]]);
+    }
+    for (const [what, users, files] of combos) {
+      const target = tempDir("mandos-sysroot-");
+      try {
+        mkdirSync(join(target.path, "etc"));
+        const u = await run("systemd-sysusers", [`--root=${target.path}`, ...users]);
+        assert.equal(u.code, 0, u.stderr);
+        const entry = /^_mandos:x:(\d+):(\d+):/m.exec(readFileSync(join(target.path, "etc/passwd"), "utf8"));
+        assert.ok(entry, what);
+        const f = await run("systemd-tmpfiles", [`--root=${target.path}`, "--create", ...files]);
+        assert.equal(f.code, 0, f.stderr);
+        const st = statSync(join(target.path, "var/lib/mandos"));
+        assert.ok(st.isDirectory(), what);
+        assert.equal(st.mode & 0o7777, 0o700, what);
+        assert.deepEqual([st.uid, st.gid], [Number(entry[1]), Number(entry[2])], what);
+      } finally {
+        target.cleanup();
+      }
+    }
   } finally {
-    target.cleanup();
     staged.cleanup();
+  }
+});
+
+test("installing onto a system with Debian's Mandos packages refuses, names their files, and writes nothing", {
+  skip: needsBuild() || requires({ root: true, files: ["/usr/sbin/mandos", "/usr/sbin/mandos-keygen"] }),
+}, async () => {
+  for (const prefix of ["/usr", "/usr/local"]) {
+    // A real install (no DESTDIR), but in a mount namespace where /usr is
+    // read-only: should the refusal ever fail, nothing is written anyway.
+    const guarded = "mount --bind /usr /usr && mount -o remount,bind,ro /usr && exec bash \"$0\"";
+    const r = await run("unshare", ["--mount", "--propagation", "private", "sh", "-c", guarded, INSTALL_SCRIPT], {
+      env: { ...process.env, DESTDIR: "", PREFIX: prefix },
+      timeoutMs: 60_000,
+    });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`^install-system: refusing to install into ${prefix}: these files belong to Debian packages`));
+    for (const [pkg, path] of [["mandos", "/usr/sbin/mandos"], ["mandos", "/usr/sbin/mandos-ctl"], ["mandos-client", "/usr/sbin/mandos-keygen"], ["mandos", "/lib/systemd/system/mandos.service"]]) {
+      assert.match(r.stderr, new RegExp(`^  ${pkg}: ${path}$`, "m"), `${prefix}: ${path}`);
+    }
+    assert.ok(!existsSync(join(prefix, "lib/mandos-ts")), prefix);
+    assert.ok(!existsSync(join(prefix, "lib/sysusers.d/mandos-ts.conf")), prefix);
   }
 });
 
