@@ -174,7 +174,8 @@ install() {
     done
     inst_script "$(mandos_ts_source "$mandos_ts_prefix/lib/systemd/system-generators/mandos-generator")" \
         "$systemdutildir/system-generators/mandos-generator" || return 1
-    $SYSTEMCTL -q --root "$initdir" enable ask-password-mandos.path
+    # The path unit for questions, the service itself to prefetch at boot.
+    $SYSTEMCTL -q --root "$initdir" enable ask-password-mandos.path ask-password-mandos.service
     # The administrator's drop-ins (e.g. MANDOS_CLIENT_OPTIONS=...)
     local dropins=/etc/systemd/system/ask-password-mandos.service.d
     if [[ -d $dropins ]]; then

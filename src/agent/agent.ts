@@ -1,6 +1,7 @@
 // The password agent at work: watches the agent directory, keeps a table of
-// question files, runs the Mandos client while a question is pending, and
-// sends its secret to every pending question. Decisions come from the pure
+// question files, runs the Mandos client while a question is pending (or at
+// once, when prefetching), sends its secret to every pending question, and
+// when prefetching holds it for a while for questions still to come. Decisions come from the pure
 // functions in question.ts and lifecycle.ts; this file only carries them out.
 import { statSync, watch, type FSWatcher } from "node:fs";
 import { join } from "node:path";
@@ -43,8 +44,19 @@ type Entry =
   | { kind: "bad"; identity: string }
   | { kind: "question"; identity: string; question: Question; status: QuestionStatus; answered: boolean };
 
+/** A prefetched secret, in this process's memory only, until `untilMs`. */
+interface Held {
+  secret: Buffer;
+  untilMs: number;
+  /** Question Ids it answered: the same Id asked again means it failed. */
+  answeredIds: Set<string>;
+}
+
 export class PasswordAgent {
   private readonly entries = new Map<string, Entry>();
+  private held: Held | null = null;
+  /** Prefetching and no secret fetched yet. */
+  private prefetchPending: boolean;
   private client: ClientPhase = { kind: "idle" };
   private run_: ClientRun | undefined;
   private failures = 0;
@@ -63,6 +75,7 @@ export class PasswordAgent {
     private readonly host: AgentHost,
   ) {
     this.trusted = host.uid === 0 ? [0] : [0, host.uid];
+    this.prefetchPending = opts.prefetch;
   }
 
   /** Run until idle; resolves with the exit status. */
@@ -92,7 +105,7 @@ export class PasswordAgent {
     if (this.host.uid !== 0) log.warning("not running as root: systemd's askers ignore answers from other users");
     const exit = new Promise<number>((resolve) => (this.resolveExit = resolve));
     if (!this.rescan()) return exit;
-    if (this.entries.size === 0) {
+    if (this.entries.size === 0 && !this.opts.prefetch) {
       // Started (by the path unit) for a question that is already gone.
       log.error(`no question files in ${dir}`);
       this.finish(1);
@@ -102,10 +115,12 @@ export class PasswordAgent {
     return exit;
   }
 
-  /** SIGTERM/SIGINT: stop the client if it runs, then exit 0. */
+  /** SIGTERM/SIGINT (and switch-root, shutdown): drop what is held, stop the client if it runs, then exit 0. */
   quit(): void {
     if (this.finished) return;
     this.quitting = true;
+    this.prefetchPending = false;
+    this.dropHeld("the agent is stopping");
     this.reconcile();
   }
 
@@ -182,13 +197,28 @@ export class PasswordAgent {
     for (let guard = 0; guard < 10 && !this.finished; guard++) {
       const qs = this.questions();
       for (const [name, e] of qs) this.refreshStatus(name, e, false);
-      const { pending, lingering } = tally(
-        qs.map(([, e]) => e),
+      const held = this.held;
+      const { pending, reasked, lingering } = tally(
+        qs.map(([, e]) => ({ ...e, reasked: held !== null && e.question.id !== "" && held.answeredIds.has(e.question.id) })),
         this.quitting,
       );
       const nowMs = Number(this.host.monotonicMicros() / 1000n);
-      const step = nextStep({ pending, lingering, client: this.client, nowMs });
+      const step = nextStep({
+        pending,
+        reasked,
+        lingering,
+        client: this.client,
+        nowMs,
+        held: held && { untilMs: held.untilMs },
+        prefetch: this.prefetchPending && !this.quitting,
+      });
       switch (step.kind) {
+        case "answer-held":
+          this.answerAll(held!.secret, held!.answeredIds);
+          continue;
+        case "drop-held":
+          this.dropHeld(reasked > 0 ? "a question it answered was asked again" : "its hold time is over");
+          continue;
         case "start-client":
           this.startClient();
           continue;
@@ -301,10 +331,15 @@ export class PasswordAgent {
     }
     try {
       if (outcome.kind === "password") {
-        // Look once more first: questions that came or went since the last event count too.
-        if (this.rescan()) this.answerAll(e.output);
         this.failures = 0;
         this.client = { kind: "idle" };
+        if (this.opts.prefetch) {
+          this.prefetchPending = false;
+          this.hold(e.output);
+        } else if (this.rescan()) {
+          // Look once more first: questions that came or went since the last event count too.
+          this.answerAll(e.output);
+        }
       } else if (outcome.kind === "hopeless") {
         this.fatal(`the Mandos client ${this.opts.client[0]} cannot run as ${this.clientUser()}: ${outcome.reason}; not retrying`);
         return;
@@ -324,13 +359,32 @@ export class PasswordAgent {
     if (!this.finished) this.reconcile();
   }
 
-  /** Send the secret to every question still pending, once each. */
-  private answerAll(password: Buffer): void {
+  /** Keep a copy of the secret for questions to come; reconcile answers the pending ones. */
+  private hold(secret: Buffer): void {
+    this.dropHeld("a new one arrived");
+    const nowMs = Number(this.host.monotonicMicros() / 1000n);
+    // Buffer.alloc, not a slice of the client's output, which the caller wipes.
+    const copy = Buffer.alloc(secret.length);
+    secret.copy(copy);
+    this.held = { secret: copy, untilMs: nowMs + this.opts.holdMs, answeredIds: new Set() };
+    this.host.log.info(`holding the secret for questions to come, for ${this.opts.holdMs / 1000} s at most`);
+  }
+
+  private dropHeld(why: string): void {
+    if (this.held === null) return;
+    this.held.secret.fill(0);
+    this.held = null;
+    this.host.log.info(`dropped the held secret: ${why}`);
+  }
+
+  /** Send the secret to every question still pending, once each; note their Ids in `answeredIds`. */
+  private answerAll(password: Buffer, answeredIds?: Set<string>): void {
     const dir = this.opts.agentDirectory;
     for (const [name, e] of this.questions()) {
       this.refreshStatus(name, e, false);
       if (e.status !== "pending" || e.answered) continue;
       e.answered = true; // one answer per question file, even if sending fails
+      if (e.question.id !== "") answeredIds?.add(e.question.id);
       const datagram = answerDatagram(password);
       try {
         sendDatagram(e.question.socket, datagram);
@@ -358,6 +412,7 @@ export class PasswordAgent {
   private finish(code: number): void {
     if (this.finished) return;
     this.finished = true;
+    this.dropHeld("the agent is exiting");
     if (this.timer) clearTimeout(this.timer);
     this.watcher?.close();
     this.resolveExit(code);

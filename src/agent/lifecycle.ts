@@ -15,15 +15,29 @@ export type ClientPhase =
 export interface AgentView {
   /** Questions to answer with the client's secret. */
   pending: number;
+  /**
+   * Of those, questions asked again with an Id the held secret already
+   * answered: systemd-cryptsetup asks again when a passphrase fails, so the
+   * held secret must not be sent to them; they need a fresh fetch.
+   */
+  reasked: number;
   /** Live questions we answered already or leave to other agents. */
   lingering: number;
   client: ClientPhase;
   nowMs: number;
+  /** A secret held from an earlier fetch, to drop at `untilMs`. */
+  held: { untilMs: number } | null;
+  /** Fetch even with no question: prefetching, and nothing fetched yet. */
+  prefetch: boolean;
 }
 
 export type Step =
   | { kind: "start-client" }
   | { kind: "stop-client" }
+  /** Answer the pending questions with the held secret. */
+  | { kind: "answer-held" }
+  /** Wipe the held secret. */
+  | { kind: "drop-held" }
   | { kind: "exit"; code: number }
   /** Nothing to do until an event, or until `untilMs` at the latest. */
   | { kind: "wait"; untilMs?: number };
@@ -33,41 +47,55 @@ export interface QuestionState {
   status: QuestionStatus;
   /** We sent it an answer already (each file gets one at most). */
   answered: boolean;
+  /** Its Id was answered by the secret now held (see AgentView.reasked). */
+  reasked?: boolean;
 }
 
 /**
- * Count the questions to answer, and the other live ones: answered but
- * still there, or left to other agents. Void ones (expired, asker gone)
- * count for nothing. When quitting, nothing counts.
+ * Count the questions to answer (and, of those, the ones asked again), and
+ * the other live ones: answered but still there, or left to other agents.
+ * Void ones (expired, asker gone) count for nothing. When quitting,
+ * nothing counts.
  */
-export function tally(questions: readonly QuestionState[], quitting = false): { pending: number; lingering: number } {
-  if (quitting) return { pending: 0, lingering: 0 };
+export function tally(questions: readonly QuestionState[], quitting = false): { pending: number; reasked: number; lingering: number } {
+  if (quitting) return { pending: 0, reasked: 0, lingering: 0 };
   let pending = 0;
+  let reasked = 0;
   let lingering = 0;
   for (const q of questions) {
     if (q.status === "expired" || q.status === "asker-gone") continue;
-    if (q.status === "pending" && !q.answered) pending++;
-    else lingering++;
+    if (q.status === "pending" && !q.answered) {
+      pending++;
+      if (q.reasked) reasked++;
+    } else lingering++;
   }
-  return { pending, lingering };
+  return { pending, reasked, lingering };
 }
 
 /**
- * The next thing to do. The client runs while a question is pending, is
- * stopped when none is left, and the agent exits once no live question file
- * remains: it stays while questions it answered still exist (so systemd's
- * path unit, which starts it while any "ask.*" file exists, does not start it
- * again for them) and while questions left to other agents wait.
+ * The next thing to do. A held secret answers new questions at once, and
+ * is dropped when its time is up or when a question it answered is asked
+ * again. Otherwise the client runs while a question is pending (or, when
+ * prefetching, until it has fetched once), is stopped when nothing needs
+ * it, and the agent exits once no live question file remains and nothing
+ * is held: it stays while questions it answered still exist (so systemd's
+ * path unit, which starts it while any "ask.*" file exists, does not start
+ * it again for them) and while questions left to other agents wait.
  */
 export function nextStep(v: AgentView): Step {
   const c = v.client;
-  if (v.pending > 0) {
+  if (v.held !== null) {
+    if (v.nowMs >= v.held.untilMs || v.reasked > 0) return { kind: "drop-held" };
+    if (v.pending > 0) return { kind: "answer-held" };
+  }
+  if (v.pending > 0 || (v.prefetch && v.held === null)) {
     if (c.kind === "idle") return { kind: "start-client" };
     if (c.kind === "backoff") return v.nowMs >= c.untilMs ? { kind: "start-client" } : { kind: "wait", untilMs: c.untilMs };
     return { kind: "wait" };
   }
   if (c.kind === "running") return { kind: "stop-client" };
   if (c.kind === "stopping") return { kind: "wait" };
+  if (v.held !== null) return { kind: "wait", untilMs: v.held.untilMs };
   if (v.lingering > 0) return { kind: "wait" };
   return { kind: "exit", code: 0 };
 }

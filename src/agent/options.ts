@@ -12,6 +12,10 @@ export const DEFAULT_MANDOS_CLIENT = "/usr/lib/mandos-ts/mandos-client";
 /** Only disk passphrase questions from systemd-cryptsetup, unless told otherwise. */
 export const DEFAULT_ID_PREFIXES: readonly string[] = ["cryptsetup:"];
 const NOBODY = 65534;
+/** How long a prefetched secret is held for questions still to come. */
+export const DEFAULT_HOLD_SECONDS = 120;
+/** A day: longer holds defeat the point of dropping it. */
+const MAX_HOLD_SECONDS = 86_400;
 
 export interface AgentOptions {
   agentDirectory: string;
@@ -22,6 +26,12 @@ export interface AgentOptions {
   idPrefixes: string[];
   /** The client program and its arguments. */
   client: string[];
+  /**
+   * Fetch the secret at once, before any question, and hold it in memory
+   * for `holdMs` to answer questions the moment they appear (initramfs).
+   */
+  prefetch: boolean;
+  holdMs: number;
 }
 
 export type Invocation =
@@ -40,6 +50,11 @@ questions with the secret the client fetches from a Mandos server.
       --helper-directory=DIRECTORY
                          passed to the client as MANDOSPLUGINHELPERDIR
                          (default ${DEFAULT_HELPER_DIRECTORY})
+      --prefetch         start the client at once, before any question, and
+                         hold its secret in memory to answer questions as
+                         soon as they appear (the initial RAM disk)
+      --hold-time=SECONDS
+                         drop a held secret after SECONDS (default ${DEFAULT_HOLD_SECONDS})
   -u, --user=USERID      numeric user ID to run the client as (default ${NOBODY})
   -g, --group=GROUPID    numeric group ID to run the client as (default ${NOBODY})
       --id-prefix=PREFIX answer questions whose Id starts with PREFIX;
@@ -54,7 +69,8 @@ MANDOS_CLIENT defaults to ${DEFAULT_MANDOS_CLIENT}; words after it are its optio
 export const USAGE = `Usage: password-agent [-?V] [-d DIRECTORY] [-u USERID] [-g GROUPID]
             [--agent-directory=DIRECTORY] [--helper-directory=DIRECTORY]
             [--user=USERID] [--group=GROUPID] [--id-prefix=PREFIX]
-            [--help] [--usage] [--version] [--] [MANDOS_CLIENT [OPTION...]]
+            [--prefetch] [--hold-time=SECONDS] [--help] [--usage]
+            [--version] [--] [MANDOS_CLIENT [OPTION...]]
 `;
 
 const options = {
@@ -63,13 +79,15 @@ const options = {
   user: { type: "string", short: "u" },
   group: { type: "string", short: "g" },
   "id-prefix": { type: "string", multiple: true },
+  prefetch: { type: "boolean" },
+  "hold-time": { type: "string" },
   help: { type: "boolean", short: "?" },
   usage: { type: "boolean" },
   version: { type: "boolean", short: "V" },
 } as const;
 
 /** Options that take their value from the next word when not given inline. */
-const takesValue = new Set(["--agent-directory", "--helper-directory", "--user", "--group", "--id-prefix", "-d", "-u", "-g"]);
+const takesValue = new Set(["--agent-directory", "--helper-directory", "--user", "--group", "--id-prefix", "--hold-time", "-d", "-u", "-g"]);
 
 /** Index where the client's command line starts, and whether "--" preceded it. */
 function splitPoint(argv: readonly string[]): { at: number; dashes: boolean } {
@@ -91,6 +109,13 @@ export function parseId(option: string, value: string): number {
     throw new UsageError(`--${option}: not a numeric ID: ${JSON.stringify(value)}`);
   }
   return Number(value);
+}
+
+function parseHoldTime(value: string): number {
+  if (!/^[0-9]{1,6}$/.test(value) || Number(value) < 1 || Number(value) > MAX_HOLD_SECONDS) {
+    throw new UsageError(`--hold-time: not a number of seconds from 1 to ${MAX_HOLD_SECONDS}: ${JSON.stringify(value)}`);
+  }
+  return Number(value) * 1000;
 }
 
 /** Parse argv (without node and script); throws UsageError with a one-line message. */
@@ -122,6 +147,8 @@ export function parseAgentArguments(argv: readonly string[]): Invocation {
       group: v.group === undefined ? NOBODY : parseId("group", v.group),
       idPrefixes: v["id-prefix"] ? [...v["id-prefix"]] : [...DEFAULT_ID_PREFIXES],
       client,
+      prefetch: v.prefetch === true,
+      holdMs: v["hold-time"] === undefined ? DEFAULT_HOLD_SECONDS * 1000 : parseHoldTime(v["hold-time"]),
     },
   };
 }

@@ -1,32 +1,35 @@
 // The agent's decisions, pure: next step, backoff, client outcome, datagram.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { answerDatagram, classifyClientEnd, hopelessReason, nextStep, restartDelayMs, tally, type ClientEnd } from "../../src/agent/lifecycle.js";
+import { answerDatagram, classifyClientEnd, hopelessReason, nextStep, restartDelayMs, tally, type AgentView, type ClientEnd } from "../../src/agent/lifecycle.js";
+
+/** A view with nothing held and no prefetch, as in the on-demand agent. */
+const view = (v: Pick<AgentView, "pending" | "lingering" | "client" | "nowMs"> & Partial<AgentView>): AgentView => ({ reasked: 0, held: null, prefetch: false, ...v });
 
 const idle = { kind: "idle" } as const;
 const running = { kind: "running" } as const;
 const stopping = { kind: "stopping" } as const;
 
 test("a pending question starts the client, once", () => {
-  assert.deepEqual(nextStep({ pending: 1, lingering: 0, client: idle, nowMs: 0 }), { kind: "start-client" });
-  assert.deepEqual(nextStep({ pending: 3, lingering: 2, client: running, nowMs: 0 }), { kind: "wait" });
-  assert.deepEqual(nextStep({ pending: 1, lingering: 0, client: stopping, nowMs: 0 }), { kind: "wait" });
+  assert.deepEqual(nextStep(view({ pending: 1, lingering: 0, client: idle, nowMs: 0 })), { kind: "start-client" });
+  assert.deepEqual(nextStep(view({ pending: 3, lingering: 2, client: running, nowMs: 0 })), { kind: "wait" });
+  assert.deepEqual(nextStep(view({ pending: 1, lingering: 0, client: stopping, nowMs: 0 })), { kind: "wait" });
 });
 
 test("backoff delays the restart until its time", () => {
   const backoff = { kind: "backoff", untilMs: 5000 } as const;
-  assert.deepEqual(nextStep({ pending: 1, lingering: 0, client: backoff, nowMs: 4000 }), { kind: "wait", untilMs: 5000 });
-  assert.deepEqual(nextStep({ pending: 1, lingering: 0, client: backoff, nowMs: 5000 }), { kind: "start-client" });
+  assert.deepEqual(nextStep(view({ pending: 1, lingering: 0, client: backoff, nowMs: 4000 })), { kind: "wait", untilMs: 5000 });
+  assert.deepEqual(nextStep(view({ pending: 1, lingering: 0, client: backoff, nowMs: 5000 })), { kind: "start-client" });
   // No question left: nothing to retry for.
-  assert.deepEqual(nextStep({ pending: 0, lingering: 0, client: backoff, nowMs: 0 }), { kind: "exit", code: 0 });
+  assert.deepEqual(nextStep(view({ pending: 0, lingering: 0, client: backoff, nowMs: 0 })), { kind: "exit", code: 0 });
 });
 
 test("no pending question: stop the client, then exit once no live question remains", () => {
-  assert.deepEqual(nextStep({ pending: 0, lingering: 0, client: running, nowMs: 0 }), { kind: "stop-client" });
-  assert.deepEqual(nextStep({ pending: 0, lingering: 1, client: running, nowMs: 0 }), { kind: "stop-client" });
-  assert.deepEqual(nextStep({ pending: 0, lingering: 0, client: stopping, nowMs: 0 }), { kind: "wait" });
-  assert.deepEqual(nextStep({ pending: 0, lingering: 1, client: idle, nowMs: 0 }), { kind: "wait" });
-  assert.deepEqual(nextStep({ pending: 0, lingering: 0, client: idle, nowMs: 0 }), { kind: "exit", code: 0 });
+  assert.deepEqual(nextStep(view({ pending: 0, lingering: 0, client: running, nowMs: 0 })), { kind: "stop-client" });
+  assert.deepEqual(nextStep(view({ pending: 0, lingering: 1, client: running, nowMs: 0 })), { kind: "stop-client" });
+  assert.deepEqual(nextStep(view({ pending: 0, lingering: 0, client: stopping, nowMs: 0 })), { kind: "wait" });
+  assert.deepEqual(nextStep(view({ pending: 0, lingering: 1, client: idle, nowMs: 0 })), { kind: "wait" });
+  assert.deepEqual(nextStep(view({ pending: 0, lingering: 0, client: idle, nowMs: 0 })), { kind: "exit", code: 0 });
 });
 
 test("restart delays double from 1 s up to 30 s", () => {
@@ -60,10 +63,18 @@ test("tally: pending, lingering (answered or left to others), void", () => {
       { status: "expired", answered: false },
       { status: "asker-gone", answered: true },
     ]),
-    { pending: 2, lingering: 3 },
+    { pending: 2, reasked: 0, lingering: 3 },
   );
-  assert.deepEqual(tally([{ status: "pending", answered: false }], true), { pending: 0, lingering: 0 });
-  assert.deepEqual(tally([]), { pending: 0, lingering: 0 });
+  assert.deepEqual(tally([{ status: "pending", answered: false }], true), { pending: 0, reasked: 0, lingering: 0 });
+  assert.deepEqual(tally([]), { pending: 0, reasked: 0, lingering: 0 });
+  assert.deepEqual(
+    tally([
+      { status: "pending", answered: false, reasked: true },
+      { status: "pending", answered: false },
+      { status: "pending", answered: true, reasked: true },
+    ]),
+    { pending: 2, reasked: 1, lingering: 1 },
+  );
 });
 
 test("a client that cannot read its files is hopeless; other failures are retried", () => {
@@ -88,4 +99,33 @@ test("a client that cannot read its files is hopeless; other failures are retrie
   // No server yet, a refused connection: worth another try.
   assert.equal(hopelessReason(end(1, "mandos-client: no server answered\n")), null);
   assert.deepEqual(classifyClientEnd(end(1, "mandos-client: connect ECONNREFUSED ::1:1\n")), { kind: "failed", reason: "exited with status 1" });
+});
+
+test("prefetch: the client starts with no question, and its secret is held", () => {
+  assert.deepEqual(nextStep(view({ pending: 0, lingering: 0, client: idle, nowMs: 0, prefetch: true })), { kind: "start-client" });
+  assert.deepEqual(nextStep(view({ pending: 0, lingering: 0, client: running, nowMs: 0, prefetch: true })), { kind: "wait" });
+  const backoff = { kind: "backoff", untilMs: 5000 } as const;
+  assert.deepEqual(nextStep(view({ pending: 0, lingering: 0, client: backoff, nowMs: 10, prefetch: true })), { kind: "wait", untilMs: 5000 });
+  // Fetched: held until its time, with nothing else to do.
+  const held = { untilMs: 120_000 };
+  assert.deepEqual(nextStep(view({ pending: 0, lingering: 0, client: idle, nowMs: 1000, held })), { kind: "wait", untilMs: 120_000 });
+  assert.deepEqual(nextStep(view({ pending: 0, lingering: 2, client: idle, nowMs: 1000, held })), { kind: "wait", untilMs: 120_000 });
+});
+
+test("a held secret answers questions the moment they appear, until its time is up", () => {
+  const held = { untilMs: 120_000 };
+  assert.deepEqual(nextStep(view({ pending: 2, lingering: 0, client: idle, nowMs: 1000, held })), { kind: "answer-held" });
+  assert.deepEqual(nextStep(view({ pending: 1, lingering: 0, client: idle, nowMs: 120_000, held })), { kind: "drop-held" });
+  assert.deepEqual(nextStep(view({ pending: 0, lingering: 0, client: idle, nowMs: 120_000, held })), { kind: "drop-held" });
+  // Dropped, with a question pending: fetch again (not prefetching any more).
+  assert.deepEqual(nextStep(view({ pending: 1, lingering: 0, client: idle, nowMs: 120_001 })), { kind: "start-client" });
+  // Dropped, nothing pending: the agent exits; the path unit starts it for later questions.
+  assert.deepEqual(nextStep(view({ pending: 0, lingering: 0, client: idle, nowMs: 120_001 })), { kind: "exit", code: 0 });
+});
+
+test("a question asked again after the held secret answered its Id drops it and fetches afresh", () => {
+  const held = { untilMs: 120_000 };
+  assert.deepEqual(nextStep(view({ pending: 2, reasked: 1, lingering: 0, client: idle, nowMs: 1000, held })), { kind: "drop-held" });
+  // Next round, nothing held: the question counts as pending and the client starts.
+  assert.deepEqual(nextStep(view({ pending: 2, lingering: 0, client: idle, nowMs: 1000 })), { kind: "start-client" });
 });

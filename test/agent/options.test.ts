@@ -27,9 +27,20 @@ test("defaults", () => {
     group: 65534,
     idPrefixes: ["cryptsetup:"],
     client: [DEFAULT_MANDOS_CLIENT],
+    prefetch: false,
+    holdMs: 120_000,
   });
   assert.equal(DEFAULT_AGENT_DIRECTORY, "/run/systemd/ask-password");
   assert.equal(DEFAULT_HELPER_DIRECTORY, "/lib/mandos/plugin-helpers");
+});
+
+test("--prefetch and --hold-time, bounded", () => {
+  assert.deepEqual([opts(["--prefetch"]).prefetch, opts(["--prefetch"]).holdMs], [true, 120_000]);
+  assert.equal(opts(["--hold-time", "5", "--", "/c", "--hold-time=9"]).holdMs, 5000);
+  assert.deepEqual(opts(["--hold-time=5", "/c", "--hold-time=9"]).client, ["/c", "--hold-time=9"]);
+  for (const bad of ["0", "-1", "1.5", "86401", "", "10s"]) {
+    assert.throws(() => parseAgentArguments([`--hold-time=${bad}`]), (e: unknown) => e instanceof UsageError && /^--hold-time: /.test(e.message), bad);
+  }
 });
 
 test("long, short and separate-value forms", () => {

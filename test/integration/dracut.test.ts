@@ -149,10 +149,11 @@ test("dracut builds a host-only initramfs with everything the agent needs", { sk
       }
     });
 
-    await t.test("units, the enabled path unit, the generator and the client's tools", () => {
+    await t.test("units, the enabled path unit and prefetching service, the generator and the client's tools", () => {
       has("usr/lib/systemd/system/ask-password-mandos.path");
       has("usr/lib/systemd/system/ask-password-mandos.service");
       has("etc/systemd/system/sysinit.target.wants/ask-password-mandos.path");
+      has("etc/systemd/system/sysinit.target.wants/ask-password-mandos.service");
       has("usr/lib/systemd/system-generators/mandos-generator");
       assert.match(entries.get("usr/lib/systemd/system-generators/mandos-generator")!.mode, /^-rwxr-xr-x/);
       has("usr/bin/sed");

@@ -59,6 +59,10 @@ test("the service runs our agent with our client, the initramfs keys and the opt
   assert.ok(exec);
   const words = exec.slice("ExecStart=".length).split(/\s+/);
   assert.equal(words[0], "/usr/lib/mandos-ts/password-agent");
+  // It prefetches (the unit runs only in the initramfs: see its conditions), and is enabled there to start early.
+  assert.equal(words[1], "--prefetch");
+  assert.ok(s.includes("WantedBy=sysinit.target"));
+  assert.ok(s.includes("ConditionPathIsMountPoint=!/sysroot"));
   assert.ok(words.indexOf("$PASSWORD_AGENT_OPTIONS") < words.indexOf("--"));
   const client = words.slice(words.indexOf("--") + 1);
   assert.equal(client[0], "/usr/lib/mandos-ts/mandos-client");
