@@ -4,7 +4,8 @@
 // address) once as found and again when it goes away: by goodbye packet,
 // TTL expiry, or silence over several re-queries.
 import { ServiceCache, diffReports, reportKey, sortResolved, DEFAULT_LIMITS } from "./browse-cache.js";
-import { surveyInterfaces, suitableForBrowsing, withZone } from "./interfaces.js";
+import { surveyInterfaces, suitableForBrowsing } from "./interfaces.js";
+import { withZone } from "../sys/addresses.js";
 import { MdnsLink } from "./link.js";
 import { DEFAULT_SERVICE_TYPE, serviceTypeFqdn } from "./names.js";
 import { MDNS_PORT, type DnsQuestion, type Received, type RemoteInfo } from "./dns.js";

@@ -2,7 +2,6 @@
 // addresses. Reading is an edge effect (listInterfaces); the choices are pure.
 // Index and flags come from sys/interfaces.ts, addresses from Node.
 import { networkInterfaces } from "node:os";
-import { isIPv4 } from "node:net";
 import { IFF, SYS_CLASS_NET, isSuitable, listSysInterfaces, type SysInterface } from "../sys/interfaces.js";
 import { errorMessage, type Logger } from "../cli/log.js";
 
@@ -126,29 +125,4 @@ export function chooseInterfaces(
     else missing.push(name);
   }
   return { chosen, missing };
-}
-
-/** IPv6 link-local (fe80::/10)? Accepts an optional %zone. */
-export function isIPv6LinkLocal(address: string): boolean {
-  const first = address.split("%")[0]!.split(":")[0]!;
-  if (!/^[0-9a-fA-F]{1,4}$/.test(first)) return false;
-  return (parseInt(first, 16) & 0xffc0) === 0xfe80;
-}
-
-/** Is an IPv4 address inside "a.b.c.d/len"? */
-export function ipv4InSubnet(address: string, cidr: string): boolean {
-  const [net, lenText] = cidr.split("/");
-  const len = Number(lenText ?? "32");
-  if (!net || !isIPv4(net) || !isIPv4(address) || !Number.isInteger(len) || len < 0 || len > 32) return false;
-  const mask = len === 0 ? 0 : (~0 << (32 - len)) >>> 0;
-  return ((ipv4ToNumber(address) & mask) >>> 0) === ((ipv4ToNumber(net) & mask) >>> 0);
-}
-
-function ipv4ToNumber(a: string): number {
-  return a.split(".").reduce((n, part) => ((n << 8) | Number(part)) >>> 0, 0);
-}
-
-/** An address as a peer must use it on an interface: zone for IPv6 link-local. */
-export function withZone(address: string, interfaceName: string): string {
-  return isIPv6LinkLocal(address) && !address.includes("%") ? `${address}%${interfaceName}` : address;
 }

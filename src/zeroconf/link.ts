@@ -17,7 +17,7 @@
 // interfaces on the same subnet cannot be told apart; IPv6 is Mandos's
 // preferred family anyway).
 import { dnsPacket, multicastDns, MDNS_IPV4, MDNS_IPV6, MDNS_PORT, asReceived, type DnsMessage, type MulticastDns, type Received, type RemoteInfo } from "./dns.js";
-import { ipv4InSubnet } from "./interfaces.js";
+import { ipv4InSubnet } from "../sys/addresses.js";
 import type { IpProtocol } from "./types.js";
 import type { Logger } from "../cli/log.js";
 import { errorMessage } from "../cli/log.js";

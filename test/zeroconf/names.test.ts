@@ -11,11 +11,8 @@ import {
 } from "../../src/zeroconf/names.js";
 import {
   chooseInterfaces,
-  ipv4InSubnet,
-  isIPv6LinkLocal,
   suitableForAnnouncing,
   suitableForBrowsing,
-  withZone,
   type NetInterface,
 } from "../../src/zeroconf/interfaces.js";
 import { IFF } from "../../src/sys/interfaces.js";
@@ -82,20 +79,4 @@ test("interface choice follows mandos-client's rules", () => {
   const named = chooseInterfaces(all, ["tun0", "eth9", "eth1"], suitableForBrowsing);
   assert.deepEqual(named.chosen.map((i) => i.name), ["tun0", "eth1"], "named interfaces are used whatever their flags");
   assert.deepEqual(named.missing, ["eth9"]);
-});
-
-test("address helpers", () => {
-  assert.equal(isIPv6LinkLocal("fe80::1"), true);
-  assert.equal(isIPv6LinkLocal("FEBF::1%eth0"), true);
-  assert.equal(isIPv6LinkLocal("fec0::1"), false);
-  assert.equal(isIPv6LinkLocal("2001:db8::1"), false);
-  assert.equal(isIPv6LinkLocal("10.0.0.1"), false);
-  assert.equal(withZone("fe80::1", "eth0"), "fe80::1%eth0");
-  assert.equal(withZone("2001:db8::1", "eth0"), "2001:db8::1");
-  assert.equal(withZone("169.254.1.2", "eth0"), "169.254.1.2");
-  assert.equal(ipv4InSubnet("169.254.77.2", "169.254.77.1/24"), true);
-  assert.equal(ipv4InSubnet("169.254.78.2", "169.254.77.1/24"), false);
-  assert.equal(ipv4InSubnet("10.1.2.3", "0.0.0.0/0"), true);
-  assert.equal(ipv4InSubnet("fe80::1", "10.0.0.0/8"), false);
-  assert.equal(ipv4InSubnet("10.0.0.1", "garbage"), false);
 });
