@@ -5,7 +5,7 @@
 // back on the bus, and its server state (re-adding when it is RUNNING).
 import dbus from "dbus-next";
 import { DEFAULT_SERVICE_NAME, DEFAULT_SERVICE_TYPE } from "./names.js";
-import { listInterfaces } from "./interfaces.js";
+import { listInterfaces } from "../sys/interfaces.js";
 import { establishment } from "./establish.js";
 import type { AnnounceOptions, AnnounceProtocol, Announcement } from "./types.js";
 import type { Logger } from "../cli/log.js";

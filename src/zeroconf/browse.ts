@@ -5,6 +5,7 @@
 // TTL expiry, or silence over several re-queries.
 import { ServiceCache, diffReports, reportKey, sortResolved, DEFAULT_LIMITS } from "./browse-cache.js";
 import { surveyInterfaces, suitableForBrowsing } from "./interfaces.js";
+import { listInterfaces } from "../sys/interfaces.js";
 import { withZone } from "../sys/addresses.js";
 import { MdnsLink } from "./link.js";
 import { DEFAULT_SERVICE_TYPE, serviceTypeFqdn } from "./names.js";
@@ -95,7 +96,7 @@ export function browse(opts: BrowseOptions): Browser {
 
   /** Open links for new interfaces, close those of vanished ones. */
   const reconcile = () => {
-    const survey = surveyInterfaces(opts.interfaces, suitableForBrowsing, reportedMissing, log, "will look again");
+    const survey = surveyInterfaces(listInterfaces, opts.interfaces, suitableForBrowsing, reportedMissing, log, "will look again");
     if (!survey) return;
     const { chosen, missing } = survey;
     if (missing.length > 0) hurry = true;

@@ -12,7 +12,8 @@
 import { hostname } from "node:os";
 import { MdnsLink } from "./link.js";
 import { establishment } from "./establish.js";
-import { surveyInterfaces, suitableForAnnouncing, type NetInterface } from "./interfaces.js";
+import { surveyInterfaces, suitableForAnnouncing } from "./interfaces.js";
+import { listInterfaces, type NetInterface } from "../sys/interfaces.js";
 import {
   DEFAULT_SERVICE_NAME,
   DEFAULT_SERVICE_TYPE,
@@ -244,7 +245,7 @@ export async function startResponder(opts: ResponderOptions): Promise<Announceme
   const reconcile = () => {
     if (stopped) return;
     const wanted = opts.interfaceName ? [opts.interfaceName] : undefined;
-    const survey = surveyInterfaces(wanted, suitableForAnnouncing, missingReported, log, "will announce when it appears");
+    const survey = surveyInterfaces(listInterfaces, wanted, suitableForAnnouncing, missingReported, log, "will announce when it appears");
     if (!survey) return;
     const { all, chosen } = survey;
     ownAddresses = new Set(all.flatMap((i) => [...i.ipv6.map((a) => a.toLowerCase()), ...i.ipv4.map((c) => c.split("/")[0]!)]));

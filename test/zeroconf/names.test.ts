@@ -9,12 +9,7 @@ import {
   instanceNameOf,
   truncateUtf8,
 } from "../../src/zeroconf/names.js";
-import {
-  chooseInterfaces,
-  suitableForAnnouncing,
-  suitableForBrowsing,
-  type NetInterface,
-} from "../../src/zeroconf/interfaces.js";
+import { chooseInterfaces, suitableForAnnouncing, suitableForBrowsing } from "../../src/zeroconf/interfaces.js";
 import { IFF } from "../../src/sys/interfaces.js";
 
 test("alternative service names follow avahi's rule", () => {
@@ -72,7 +67,7 @@ test("interface choice follows mandos-client's rules", () => {
   assert.equal(suitableForBrowsing(IFF.UP | IFF.MULTICAST), false, "needs broadcast");
   assert.equal(suitableForAnnouncing(ether), true);
   assert.equal(suitableForAnnouncing(IFF.UP | IFF.LOOPBACK | IFF.MULTICAST), false);
-  const mk = (name: string, index: number, flags: number): NetInterface => ({ name, index, flags, ipv6: [], ipv4: [] });
+  const mk = (name: string, index: number, flags: number) => ({ name, index, flags });
   const all = [mk("lo", 1, IFF.UP | IFF.LOOPBACK), mk("eth0", 2, ether), mk("tun0", 3, IFF.UP | IFF.POINTOPOINT), mk("eth1", 4, ether)];
   assert.deepEqual(chooseInterfaces(all, undefined, suitableForBrowsing).chosen.map((i) => i.name), ["eth0", "eth1"]);
   assert.deepEqual(chooseInterfaces(all, [], suitableForBrowsing).chosen.map((i) => i.name), ["eth0", "eth1"]);
