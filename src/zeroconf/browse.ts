@@ -84,7 +84,9 @@ export class ServiceBrowser implements Browser {
 
   /** Open links for new interfaces, close those of vanished ones. */
   reconcile(): void {
-    const survey = surveyInterfaces(() => this.fx.listInterfaces(), this.opts.interfaces, suitableForBrowsing, this.reportedMissing, this.opts.log, "will look again");
+    const { interfaces, log } = this.opts;
+    const list = () => this.fx.listInterfaces();
+    const survey = surveyInterfaces(list, interfaces, suitableForBrowsing, this.reportedMissing, log, "will look again");
     if (!survey) return;
     if (survey.missing.length > 0) this.hurry = true;
     const now = this.fx.now();
@@ -96,7 +98,7 @@ export class ServiceBrowser implements Browser {
       if (!st) {
         st = { name: iface.name, index: iface.index, links: new Map(), reported: new Map() };
         this.states.set(iface.name, st);
-        this.opts.log.debug(`Zeroconf: browsing for ${this.serviceType} on ${iface.name} (index ${iface.index})`);
+        log.debug(`Zeroconf: browsing for ${this.serviceType} on ${iface.name} (index ${iface.index})`);
       }
       for (const protocol of this.protocols) this.reconcileLink(st, iface, protocol);
     }
