@@ -5,6 +5,7 @@ import net from "node:net";
 import { CLIENT_HELLO_LINE } from "../protocol/version-line.js";
 import { TlsConnection, type Credentials } from "../tls/session.js";
 import { errorMessage } from "../cli/log.js";
+import { withZone } from "../sys/addresses.js";
 
 export interface ServerAddress {
   address: string;
@@ -33,8 +34,7 @@ export function describeServer(s: ServerAddress): string {
 }
 
 function hostFor(s: ServerAddress): string {
-  const linkLocal = /^fe80:/i.test(s.address) && !s.address.includes("%");
-  return linkLocal && s.interfaceName ? `${s.address}%${s.interfaceName}` : s.address;
+  return s.interfaceName ? withZone(s.address, s.interfaceName) : s.address;
 }
 
 function connect(s: ServerAddress, timeoutMs: number, signal: AbortSignal | undefined): Promise<net.Socket> {

@@ -1,10 +1,11 @@
-// Network interfaces as the kernel shows them in /sys/class/net: name,
-// index and IFF_* flags, and Mandos's rule for which ones suit it. The one
-// place that reads those files; the Zeroconf code and the client add what
-// only they need (addresses; operstate, carrier, bringing up and down).
+// Network interfaces as the kernel shows them in /sys/class/net (name,
+// index, IFF_* flags, operational state) with their addresses, and Mandos's
+// rule for which ones suit it. The one place that reads those files and the
+// one interface lister, for the client and the Zeroconf code alike.
 // Decisions are pure; reading is synchronous, as sysfs answers from memory
 // and the Zeroconf code chooses interfaces inside synchronous steps.
 import { readFileSync, readdirSync } from "node:fs";
+import { networkInterfaces, type NetworkInterfaceInfo } from "node:os";
 
 export const SYS_CLASS_NET = "/sys/class/net";
 
@@ -35,6 +36,23 @@ export interface SysInterface {
   index: number;
   /** IFF_* bits; note sysfs never shows IFF_RUNNING. */
   flags: number;
+}
+
+/** An interface with its state and addresses: what the interface lister gives. */
+export interface NetInterface {
+  name: string;
+  /** Kernel interface index; 0 if unknown (not in sysfs, no IPv6 address to tell). */
+  index: number;
+  /** IFF_* bits; 0 if unknown. */
+  flags: number;
+  /** RFC 2863 state from sysfs: "up", "down", "unknown", "lowerlayerdown", "dormant", … */
+  operstate: string;
+  /** Carrier present; null when the kernel cannot tell (interface down). */
+  carrier: boolean | null;
+  /** IPv6 addresses, without zone. */
+  ipv6: string[];
+  /** IPv4 addresses with their prefix, e.g. "10.0.0.1/24". */
+  ipv4: string[];
 }
 
 /** Parse a sysfs flags file ("0x1003\n"). Throws on anything else. */
@@ -135,4 +153,74 @@ export function listSysInterfaces(sysfs: string = SYS_CLASS_NET): SysInterface[]
     .filter((n) => !n.startsWith("."))
     .sort(compareNames);
   return names.map((n) => readSysInterface(n, sysfs)).filter((i): i is SysInterface => i !== null);
+}
+
+/** Where the lister looks; tests give a directory of their own and a fixed address table. */
+export interface InterfaceSources {
+  /** Default /sys/class/net. */
+  sysfs?: string;
+  /** Addresses by interface name, as os.networkInterfaces() gives them (the default). */
+  addresses?: NodeJS.Dict<NetworkInterfaceInfo[]>;
+}
+
+/** Adds what sysfs tells beyond index and flags, and room for addresses. */
+function withState(iface: SysInterface, sysfs: string): NetInterface {
+  const operstate = readInterfaceFile(iface.name, "operstate", sysfs);
+  const carrier = readInterfaceFile(iface.name, "carrier", sysfs);
+  return {
+    ...iface,
+    operstate: (operstate ?? "unknown").trim(),
+    carrier: carrier === null ? null : carrier.trim() === "1",
+    ipv6: [],
+    ipv4: [],
+  };
+}
+
+function addAddresses(iface: NetInterface, addrs: readonly NetworkInterfaceInfo[]): void {
+  for (const a of addrs) {
+    if (a.family === "IPv6") {
+      iface.ipv6.push(a.address.split("%")[0]!);
+      if (iface.index === 0 && a.scopeid) iface.index = a.scopeid;
+    } else if (a.family === "IPv4") {
+      iface.ipv4.push(a.cidr ?? `${a.address}/32`);
+    }
+    if (iface.flags === 0 && a.internal) iface.flags = IFF.LOOPBACK | IFF.UP;
+  }
+}
+
+/**
+ * Every interface of this network namespace, in name order. sysfs gives
+ * index, flags and state (and interfaces without addresses); Node's
+ * os.networkInterfaces() gives addresses, and an index (the IPv6 scope id)
+ * and loopback flags should sysfs be unreadable or another namespace's.
+ */
+export function listInterfaces(from: InterfaceSources = {}): NetInterface[] {
+  const sysfs = from.sysfs ?? SYS_CLASS_NET;
+  const byName = new Map<string, NetInterface>();
+  let fromSys: SysInterface[] = [];
+  try {
+    fromSys = listSysInterfaces(sysfs);
+  } catch {
+    // No (readable) sysfs: addresses alone must do.
+  }
+  for (const i of fromSys) byName.set(i.name, withState(i, sysfs));
+  for (const [name, addrs] of Object.entries(from.addresses ?? networkInterfaces())) {
+    let iface = byName.get(name);
+    if (!iface) {
+      iface = { name, index: 0, flags: 0, operstate: "unknown", carrier: null, ipv6: [], ipv4: [] };
+      byName.set(name, iface);
+    }
+    addAddresses(iface, addrs ?? []);
+  }
+  return [...byName.values()].sort((a, b) => compareNames(a.name, b.name));
+}
+
+/** One interface as listInterfaces gives it, or null if sysfs does not show it (any more). */
+export function readInterface(name: string, from: InterfaceSources = {}): NetInterface | null {
+  const sysfs = from.sysfs ?? SYS_CLASS_NET;
+  const sys = readSysInterface(name, sysfs);
+  if (sys === null) return null;
+  const iface = withState(sys, sysfs);
+  addAddresses(iface, (from.addresses ?? networkInterfaces())[name] ?? []);
+  return iface;
 }

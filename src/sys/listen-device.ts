@@ -4,6 +4,7 @@
 import { isIP } from "node:net";
 import { describeErrno, libcFunctions } from "./libc.js";
 import { readSysInterface, type SysInterface } from "./interfaces.js";
+import { isLinkLocal } from "./addresses.js";
 
 const AF_INET = 2;
 const AF_INET6 = 10;
@@ -88,7 +89,7 @@ export function listenOnDevice(address: string, port: number, device: string, ba
     throw new ListenError(`bad interface name ${JSON.stringify(device)}`);
   }
   const v6 = isIP(address) === 6;
-  const scope = v6 && /^fe80:/i.test(address) ? interfaceIndex(device) : 0;
+  const scope = v6 && isLinkLocal(address) ? interfaceIndex(device) : 0;
   const addr = sockaddr(address, port, scope);
   const lib = c();
   const fd = lib.socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

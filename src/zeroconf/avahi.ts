@@ -5,8 +5,8 @@
 // back on the bus, and its server state (re-adding when it is RUNNING).
 import dbus from "dbus-next";
 import { DEFAULT_SERVICE_NAME, DEFAULT_SERVICE_TYPE } from "./names.js";
-import { listInterfaces } from "./interfaces.js";
-import { establishment } from "./establish.js";
+import { listInterfaces } from "../sys/interfaces.js";
+import { announcerEvents, establishment, type AnnouncerEvents } from "./establish.js";
 import type { AnnounceOptions, AnnounceProtocol, Announcement } from "./types.js";
 import type { Logger } from "../cli/log.js";
 import { errorMessage } from "../cli/log.js";
@@ -129,153 +129,239 @@ function interfaceIndex(name: string): number {
   return iface.index;
 }
 
-/** Announce through avahi-daemon. Resolves when established (or after establishTimeoutMs). */
-export async function announceWithAvahi(conn: AvahiConnection, opts: AnnounceOptions): Promise<Announcement> {
-  const log: Logger = opts.log;
-  const serviceType = opts.serviceType ?? DEFAULT_SERVICE_TYPE;
-  const protocol = avahiProtocol(opts.protocol);
-  const ifIndex = opts.interfaceName ? interfaceIndex(opts.interfaceName) : AVAHI_IF_UNSPEC;
-  const maxRenames = opts.maxRenames ?? 32768;
-  let name = opts.name ?? DEFAULT_SERVICE_NAME;
-  let renames = 0;
-  let group: string | null = null;
-  let stopped = false;
-  let failed = false;
-  let busy: Promise<void> = Promise.resolve();
+/** A D-Bus signal that concerns the announcement, decoded. */
+export type AvahiSignal =
+  | { kind: "group"; path: string; state: number; error: unknown }
+  | { kind: "server"; state: number }
+  | { kind: "daemon-left" }
+  | { kind: "daemon-back" };
 
-  const start = establishment();
+/** Which of the signals matched by announceWithAvahi this message is; null for any other. */
+export function decodeSignal(msg: dbus.Message): AvahiSignal | null {
+  if (msg.type !== dbus.MessageType.SIGNAL) return null;
+  const body: unknown[] = Array.isArray(msg.body) ? msg.body : [];
+  if (msg.interface === ENTRY_GROUP && msg.member === "StateChanged" && typeof msg.path === "string" && typeof body[0] === "number") {
+    return { kind: "group", path: msg.path, state: body[0], error: body[1] };
+  }
+  if (msg.interface === SERVER && msg.member === "StateChanged" && msg.path === "/" && typeof body[0] === "number") {
+    return { kind: "server", state: body[0] };
+  }
+  if (msg.interface === DBUS && msg.member === "NameOwnerChanged" && body[0] === AVAHI) {
+    if (body[2] === "") return { kind: "daemon-left" };
+    if (typeof body[2] === "string") return { kind: "daemon-back" };
+  }
+  return null;
+}
 
-  /** Serialise D-Bus sequences so signals cannot interleave them. */
-  const serial = (what: string, fn: () => Promise<void>) => {
-    busy = busy.then(async () => {
-      if (stopped) return;
-      try {
-        await fn();
-      } catch (err) {
-        fail(new Error(`Zeroconf: avahi ${what} failed: ${errorMessage(err)}`));
-      }
-    });
-    return busy;
-  };
+/** What the announcer is to register with avahi-daemon. */
+export interface AvahiSettings {
+  name: string;
+  serviceType: string;
+  port: number;
+  /** AVAHI_IF_UNSPEC or an interface index. */
+  ifIndex: number;
+  /** An AVAHI_PROTO_* value. */
+  protocol: number;
+  maxRenames: number;
+  log: Logger;
+}
 
-  const fail = (err: Error) => {
-    if (failed) return;
-    failed = true;
-    log.error(err.message);
-    void stop();
-    if (!start.settled) start.failed(err);
-    else if (opts.onError) opts.onError(err);
-  };
+/**
+ * One service registered with avahi-daemon: the current name, the rename
+ * count and the entry group (null while there is none). Every change is
+ * one of the named transitions below, driven by avahi's signals; the D-Bus
+ * sequences they start run one at a time, so signals cannot interleave them.
+ */
+export class AvahiAnnouncer {
+  private name_: string;
+  private renames = 0;
+  private group: string | null = null;
+  private closed = false;
+  private stopping: Promise<void> | null = null;
+  private establishedOnce = false;
+  private busy: Promise<void> = Promise.resolve();
 
-  const add = async (): Promise<void> => {
-    if (group === null) {
+  constructor(
+    private readonly conn: Pick<AvahiConnection, "call" | "close">,
+    private readonly settings: AvahiSettings,
+    private readonly events: AnnouncerEvents,
+  ) {
+    this.name_ = settings.name;
+  }
+
+  /** The service name now (changes on a collision). */
+  get name(): string {
+    return this.name_;
+  }
+
+  /** Stopped, or stopping: by stop() or after a failure. */
+  get stopped(): boolean {
+    return this.stopping !== null;
+  }
+
+  /** Wait until the D-Bus sequences started so far are done. */
+  idle(): Promise<void> {
+    return this.busy;
+  }
+
+  signal(s: AvahiSignal): void {
+    if (this.stopped) return;
+    if (s.kind === "group") {
+      if (s.path === this.group) this.groupState(s.state, s.error);
+    } else if (s.kind === "server") {
+      this.serverState(s.state);
+    } else if (s.kind === "daemon-left") {
+      this.settings.log.warning("Zeroconf: avahi-daemon left the system D-Bus; the service is not announced until it returns");
+      this.group = null;
+    } else {
+      this.settings.log.info("Zeroconf: avahi-daemon is back on the system D-Bus");
+      this.group = null;
+      this.serial("GetState", async () => {
+        const [state] = await this.conn.call("/", SERVER, "GetState");
+        if (typeof state === "number") this.serverState(state);
+      });
+    }
+  }
+
+  /** avahi-daemon runs: add the service; any other state: the group is invalid until it runs again (as Mandos handles it). */
+  serverState(state: number): void {
+    if (state === SERVER_RUNNING) {
+      this.serial("AddService", () => this.add());
+    } else {
+      this.settings.log.debug(`Zeroconf: avahi server state ${state}; withdrawing until it runs`);
+      this.serial("cleanup", () => this.freeGroup());
+    }
+  }
+
+  /** Free the entry group and close the connection, after any D-Bus sequence under way. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.busy.catch(() => {});
+      this.closed = true;
+      await this.freeGroup();
+      this.conn.close();
+    })();
+    return this.stopping;
+  }
+
+  // ------------------------------------------------------------ transitions
+
+  private groupState(state: number, error: unknown): void {
+    const { log, serviceType, port } = this.settings;
+    if (state === GROUP_ESTABLISHED) {
+      if (!this.establishedOnce) log.info(`Zeroconf: announcing service "${this.name_}" (${serviceType}) on port ${port} through avahi-daemon`);
+      else log.debug(`Zeroconf: service "${this.name_}" established`);
+      this.establishedOnce = true;
+      this.events.established();
+    } else if (state === GROUP_COLLISION) {
+      log.info(`Zeroconf: service name collision for "${this.name_}"`);
+      this.serial("rename", () => this.rename());
+    } else if (state === GROUP_FAILURE) {
+      this.fail(new Error(`Zeroconf: avahi reports failure for service "${this.name_}": ${String(error)}`));
+    }
+  }
+
+  /** Into a new or reset entry group; a local name collision renames at once. */
+  private async add(): Promise<void> {
+    const { conn } = this;
+    const { log, serviceType, ifIndex, protocol, port } = this.settings;
+    if (this.group === null) {
       const [path] = await conn.call("/", SERVER, "EntryGroupNew");
       if (typeof path !== "string") throw new Error("EntryGroupNew returned no object path");
-      group = path;
+      this.group = path;
     } else {
-      await conn.call(group, ENTRY_GROUP, "Reset");
+      await conn.call(this.group, ENTRY_GROUP, "Reset");
     }
-    log.debug(`Zeroconf: adding service "${name}" of type ${serviceType} to avahi`);
+    log.debug(`Zeroconf: adding service "${this.name_}" of type ${serviceType} to avahi`);
     try {
-      await conn.call(group, ENTRY_GROUP, "AddService", "iiussssqaay", [ifIndex, protocol, 0, name, serviceType, "", "", opts.port, []]);
+      await conn.call(this.group, ENTRY_GROUP, "AddService", "iiussssqaay", [ifIndex, protocol, 0, this.name_, serviceType, "", "", port, []]);
     } catch (err) {
       if (dbusErrorName(err) === COLLISION_ERROR) {
-        log.info(`Zeroconf: local service name collision for "${name}"`);
-        return rename();
+        log.info(`Zeroconf: local service name collision for "${this.name_}"`);
+        return this.rename();
       }
       throw err;
     }
-    await conn.call(group, ENTRY_GROUP, "Commit");
-  };
+    await conn.call(this.group, ENTRY_GROUP, "Commit");
+  }
 
-  const rename = async (): Promise<void> => {
-    if (renames >= maxRenames) throw new Error(`no suitable service name found after ${renames} renames`);
-    const [alt] = await conn.call("/", SERVER, "GetAlternativeServiceName", "s", [name]);
+  /** avahi's alternative name, then add again. */
+  private async rename(): Promise<void> {
+    if (this.renames >= this.settings.maxRenames) throw new Error(`no suitable service name found after ${this.renames} renames`);
+    const [alt] = await this.conn.call("/", SERVER, "GetAlternativeServiceName", "s", [this.name_]);
     if (typeof alt !== "string" || alt === "") throw new Error("GetAlternativeServiceName returned nothing");
-    renames += 1;
-    const old = name;
-    name = alt;
-    log.info(`Zeroconf: service name "${old}" is taken; changing it to "${name}"`);
-    try {
-      opts.onRename?.(name);
-    } catch (err) {
-      log.error(`Zeroconf: onRename handler failed: ${errorMessage(err)}`);
-    }
-    return add();
-  };
+    this.renames += 1;
+    const old = this.name_;
+    this.name_ = alt;
+    this.settings.log.info(`Zeroconf: service name "${old}" is taken; changing it to "${alt}"`);
+    this.events.renamed(alt);
+    return this.add();
+  }
 
-  const freeGroup = async () => {
-    const g = group;
-    group = null;
+  private async freeGroup(): Promise<void> {
+    const g = this.group;
+    this.group = null;
     if (g === null) return;
     try {
-      await conn.call(g, ENTRY_GROUP, "Free");
+      await this.conn.call(g, ENTRY_GROUP, "Free");
     } catch {
       // The group may already be gone with its daemon.
     }
-  };
+  }
 
-  const serverState = (state: number) => {
-    if (state === SERVER_RUNNING) {
-      void serial("AddService", add);
-    } else {
-      // Registering, collision of the host name, failure: the group is
-      // invalid until the server runs again (as Mandos handles it).
-      log.debug(`Zeroconf: avahi server state ${state}; withdrawing until it runs`);
-      void serial("cleanup", freeGroup);
-    }
-  };
+  private fail(err: Error): void {
+    if (this.stopping) return;
+    this.settings.log.error(err.message);
+    void this.stop();
+    this.events.failed(err);
+  }
 
+  /** Queue a D-Bus sequence behind the others; a failure ends the announcement. */
+  private serial(what: string, fn: () => Promise<void>): void {
+    this.busy = this.busy.then(async () => {
+      if (this.closed) return;
+      try {
+        await fn();
+      } catch (err) {
+        this.fail(new Error(`Zeroconf: avahi ${what} failed: ${errorMessage(err)}`));
+      }
+    });
+  }
+}
+
+/** Announce through avahi-daemon. Resolves when established (or after establishTimeoutMs). */
+export async function announceWithAvahi(conn: AvahiConnection, opts: AnnounceOptions): Promise<Announcement> {
+  const log: Logger = opts.log;
+  const start = establishment();
+  const announcer = new AvahiAnnouncer(
+    conn,
+    {
+      name: opts.name ?? DEFAULT_SERVICE_NAME,
+      serviceType: opts.serviceType ?? DEFAULT_SERVICE_TYPE,
+      port: opts.port,
+      ifIndex: opts.interfaceName ? interfaceIndex(opts.interfaceName) : AVAHI_IF_UNSPEC,
+      protocol: avahiProtocol(opts.protocol),
+      maxRenames: opts.maxRenames ?? 32768,
+      log,
+    },
+    announcerEvents(start, opts),
+  );
   const onSignal = (msg: dbus.Message) => {
     try {
-      if (stopped || msg.type !== dbus.MessageType.SIGNAL) return;
-      const body: unknown[] = Array.isArray(msg.body) ? msg.body : [];
-      if (msg.interface === ENTRY_GROUP && msg.member === "StateChanged" && msg.path === group) {
-        const [state, error] = body;
-        if (state === GROUP_ESTABLISHED) {
-          if (!start.settled) log.info(`Zeroconf: announcing service "${name}" (${serviceType}) on port ${opts.port} through avahi-daemon`);
-          else log.debug(`Zeroconf: service "${name}" established`);
-          start.established();
-        } else if (state === GROUP_COLLISION) {
-          log.info(`Zeroconf: service name collision for "${name}"`);
-          void serial("rename", rename);
-        } else if (state === GROUP_FAILURE) {
-          fail(new Error(`Zeroconf: avahi reports failure for service "${name}": ${String(error)}`));
-        }
-      } else if (msg.interface === SERVER && msg.member === "StateChanged" && msg.path === "/") {
-        if (typeof body[0] === "number") serverState(body[0]);
-      } else if (msg.interface === DBUS && msg.member === "NameOwnerChanged" && body[0] === AVAHI) {
-        const newOwner = body[2];
-        if (newOwner === "") {
-          log.warning("Zeroconf: avahi-daemon left the system D-Bus; the service is not announced until it returns");
-          group = null;
-        } else if (typeof newOwner === "string") {
-          log.info("Zeroconf: avahi-daemon is back on the system D-Bus");
-          group = null;
-          void serial("GetState", async () => {
-            const [state] = await conn.call("/", SERVER, "GetState");
-            if (typeof state === "number") serverState(state);
-          });
-        }
-      }
+      const s = decodeSignal(msg);
+      if (s) announcer.signal(s);
     } catch (err) {
       log.error(`Zeroconf: bad D-Bus signal: ${errorMessage(err)}`);
     }
   };
-
   const stop = async () => {
-    if (stopped) return;
-    await busy.catch(() => {});
-    stopped = true;
     conn.bus.removeListener("message", onSignal);
-    await freeGroup();
-    conn.close();
+    await announcer.stop();
   };
-
   conn.bus.on("message", onSignal);
   let busErrorLogged = false;
   conn.bus.on("error", (err: unknown) => {
-    if (stopped || busErrorLogged) return;
+    if (busErrorLogged || announcer.stopped) return;
     busErrorLogged = true;
     log.warning(`Zeroconf: system D-Bus connection failed (${errorMessage(err)}); the service may no longer be announced`);
   });
@@ -287,7 +373,7 @@ export async function announceWithAvahi(conn: AvahiConnection, opts: AnnounceOpt
     const [state] = await conn.call("/", SERVER, "GetState");
     if (typeof state !== "number") throw new Error("GetState returned no state");
     if (state !== SERVER_RUNNING) log.info(`Zeroconf: waiting for avahi-daemon to finish starting (state ${state})`);
-    serverState(state);
+    announcer.serverState(state);
   } catch (err) {
     await stop();
     throw new Error(`Zeroconf: cannot talk to avahi-daemon: ${errorMessage(err)}`);
@@ -295,8 +381,8 @@ export async function announceWithAvahi(conn: AvahiConnection, opts: AnnounceOpt
 
   return start.announcement({
     timeoutMs: opts.establishTimeoutMs ?? 5000,
-    stillWaiting: () => log.info(`Zeroconf: service "${name}" still being registered with avahi-daemon`),
-    name: () => name,
+    stillWaiting: () => log.info(`Zeroconf: service "${announcer.name}" still being registered with avahi-daemon`),
+    name: () => announcer.name,
     via: "avahi",
     stop,
   });

@@ -6,7 +6,7 @@
 // so a flood of records cannot grow memory without bound.
 import { asAddress, asPtr, asSrv, type DnsQuestion, type DnsRecord } from "./dns.js";
 import { instanceNameOf, lowerName, serviceTypeFqdn } from "./names.js";
-import { isIPv6LinkLocal } from "./interfaces.js";
+import { isLinkLocal } from "../sys/addresses.js";
 import type { IpProtocol } from "./types.js";
 
 export interface Resolved {
@@ -227,7 +227,7 @@ export function sortResolved<T extends Resolved>(list: T[]): T[] {
 }
 
 function rank(r: Resolved): number {
-  if (r.protocol === "ipv6") return isIPv6LinkLocal(r.address) ? 0 : 1;
+  if (r.protocol === "ipv6") return isLinkLocal(r.address) ? 0 : 1;
   return 2;
 }
 

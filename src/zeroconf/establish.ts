@@ -2,7 +2,8 @@
 // announce() resolves once the service is established, or rejects if it
 // fails before that; after establishTimeoutMs it resolves anyway (the
 // registration goes on), so a slow network never holds up the server.
-import type { Announcement } from "./types.js";
+import type { AnnounceOptions, Announcement } from "./types.js";
+import { errorMessage } from "../cli/log.js";
 
 export interface Establishment {
   /** Established, failed, or no longer waited for: later events are not the start's. */
@@ -64,4 +65,36 @@ export function establishment(): Establishment {
     },
   };
   return est;
+}
+
+/** What a backend's state machine reports to the one who started it. */
+export interface AnnouncerEvents {
+  /** The service is announced (again, after a rename). */
+  established(): void;
+  /** A collision gave the service a new name. */
+  renamed(name: string): void;
+  /** The announcement is given up (already logged); the backend has stopped. */
+  failed(err: Error): void;
+}
+
+/**
+ * The events as the caller of announce() sees them: the start settles on
+ * the first, later failures go to onError, renames to onRename (whose own
+ * failure is logged, not thrown into the backend).
+ */
+export function announcerEvents(start: Establishment, opts: AnnounceOptions): AnnouncerEvents {
+  return {
+    established: () => start.established(),
+    renamed(name) {
+      try {
+        opts.onRename?.(name);
+      } catch (err) {
+        opts.log.error(`Zeroconf: onRename handler failed: ${errorMessage(err)}`);
+      }
+    },
+    failed(err) {
+      if (!start.settled) start.failed(err);
+      else opts.onError?.(err);
+    },
+  };
 }

@@ -1,61 +1,7 @@
-// Network interfaces as the Zeroconf code needs them: name, index, flags and
-// addresses. Reading is an edge effect (listInterfaces); the choices are pure.
-// Index and flags come from sys/interfaces.ts, addresses from Node.
-import { networkInterfaces } from "node:os";
-import { isIPv4 } from "node:net";
-import { IFF, SYS_CLASS_NET, isSuitable, listSysInterfaces, type SysInterface } from "../sys/interfaces.js";
+// Which network interfaces the Zeroconf code uses: the choice is pure; the
+// list comes from sys/interfaces.ts, through the caller.
+import { IFF, isSuitable, type NetInterface } from "../sys/interfaces.js";
 import { errorMessage, type Logger } from "../cli/log.js";
-
-export interface NetInterface {
-  name: string;
-  /** Kernel interface index; 0 if unknown. */
-  index: number;
-  /** IFF_* flags; 0 if unknown. */
-  flags: number;
-  /** IPv6 addresses without zone. */
-  ipv6: string[];
-  /** IPv4 addresses with their prefix, e.g. "10.0.0.1/24". */
-  ipv4: string[];
-}
-
-/**
- * Interfaces of this network namespace. /sys/class/net gives flags and
- * indexes (and interfaces without addresses); os.networkInterfaces() gives
- * addresses, and an index (IPv6 scopeid) should /sys belong to another
- * namespace.
- */
-export function listInterfaces(sysNet = SYS_CLASS_NET): NetInterface[] {
-  const byName = new Map<string, NetInterface>();
-  const get = (name: string) => {
-    let i = byName.get(name);
-    if (!i) byName.set(name, (i = { name, index: 0, flags: 0, ipv6: [], ipv4: [] }));
-    return i;
-  };
-  let fromSys: SysInterface[] = [];
-  try {
-    fromSys = listSysInterfaces(sysNet);
-  } catch {
-    // No (readable) sysfs: addresses alone must do.
-  }
-  for (const { name, index, flags } of fromSys) {
-    const i = get(name);
-    i.index = index;
-    i.flags = flags;
-  }
-  for (const [name, addrs] of Object.entries(networkInterfaces())) {
-    const i = get(name);
-    for (const a of addrs ?? []) {
-      if (a.family === "IPv6") {
-        i.ipv6.push(a.address.split("%")[0]!);
-        if (i.index === 0 && a.scopeid) i.index = a.scopeid;
-      } else if (a.family === "IPv4") {
-        i.ipv4.push(a.cidr ?? `${a.address}/32`);
-      }
-      if (i.flags === 0 && a.internal) i.flags = IFF.LOOPBACK | IFF.UP;
-    }
-  }
-  return [...byName.values()].sort((a, b) => a.index - b.index || a.name.localeCompare(b.name));
-}
 
 /** What one reconciling round sees: every interface, and those to use. */
 export interface InterfaceSurvey {
@@ -71,6 +17,7 @@ export interface InterfaceSurvey {
  * from round to round). Null, after a warning, if they cannot be listed.
  */
 export function surveyInterfaces(
+  list: () => NetInterface[],
   wanted: string[] | undefined,
   suitable: (flags: number) => boolean,
   warned: Set<string>,
@@ -79,7 +26,7 @@ export function surveyInterfaces(
 ): InterfaceSurvey | null {
   let all: NetInterface[];
   try {
-    all = listInterfaces();
+    all = list();
   } catch (err) {
     log.warning(`Zeroconf: cannot list network interfaces: ${errorMessage(err)}`);
     return null;
@@ -111,14 +58,14 @@ export function suitableForAnnouncing(flags: number): boolean {
  * The interfaces to use: the named ones that exist (in the given order), or
  * every suitable one. Also the named ones that do not exist (yet).
  */
-export function chooseInterfaces(
-  all: NetInterface[],
+export function chooseInterfaces<I extends { name: string; index: number; flags: number }>(
+  all: I[],
   wanted: string[] | undefined,
   suitable: (flags: number) => boolean,
-): { chosen: NetInterface[]; missing: string[] } {
+): { chosen: I[]; missing: string[] } {
   const names = (wanted ?? []).filter((n) => n !== "");
   if (names.length === 0) return { chosen: all.filter((i) => i.index > 0 && suitable(i.flags)), missing: [] };
-  const chosen: NetInterface[] = [];
+  const chosen: I[] = [];
   const missing: string[] = [];
   for (const name of new Set(names)) {
     const i = all.find((x) => x.name === name && x.index > 0);
@@ -126,29 +73,4 @@ export function chooseInterfaces(
     else missing.push(name);
   }
   return { chosen, missing };
-}
-
-/** IPv6 link-local (fe80::/10)? Accepts an optional %zone. */
-export function isIPv6LinkLocal(address: string): boolean {
-  const first = address.split("%")[0]!.split(":")[0]!;
-  if (!/^[0-9a-fA-F]{1,4}$/.test(first)) return false;
-  return (parseInt(first, 16) & 0xffc0) === 0xfe80;
-}
-
-/** Is an IPv4 address inside "a.b.c.d/len"? */
-export function ipv4InSubnet(address: string, cidr: string): boolean {
-  const [net, lenText] = cidr.split("/");
-  const len = Number(lenText ?? "32");
-  if (!net || !isIPv4(net) || !isIPv4(address) || !Number.isInteger(len) || len < 0 || len > 32) return false;
-  const mask = len === 0 ? 0 : (~0 << (32 - len)) >>> 0;
-  return ((ipv4ToNumber(address) & mask) >>> 0) === ((ipv4ToNumber(net) & mask) >>> 0);
-}
-
-function ipv4ToNumber(a: string): number {
-  return a.split(".").reduce((n, part) => ((n << 8) | Number(part)) >>> 0, 0);
-}
-
-/** An address as a peer must use it on an interface: zone for IPv6 link-local. */
-export function withZone(address: string, interfaceName: string): string {
-  return isIPv6LinkLocal(address) && !address.includes("%") ? `${address}%${interfaceName}` : address;
 }

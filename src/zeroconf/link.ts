@@ -17,7 +17,7 @@
 // interfaces on the same subnet cannot be told apart; IPv6 is Mandos's
 // preferred family anyway).
 import { dnsPacket, multicastDns, MDNS_IPV4, MDNS_IPV6, MDNS_PORT, asReceived, type DnsMessage, type MulticastDns, type Received, type RemoteInfo } from "./dns.js";
-import { ipv4InSubnet } from "./interfaces.js";
+import { ipv4InSubnet } from "../sys/addresses.js";
 import type { IpProtocol } from "./types.js";
 import type { Logger } from "../cli/log.js";
 import { errorMessage } from "../cli/log.js";
@@ -29,10 +29,34 @@ export interface LinkOptions {
   /** IPv4 only: the interface's addresses with prefix ("10.0.0.1/24"). */
   ipv4Subnets?: string[];
   log: Logger;
-  onMessage(message: Received, from: RemoteInfo, link: MdnsLink): void;
+  onMessage(message: Received, from: RemoteInfo, link: Link): void;
 }
 
-export class MdnsLink {
+/** What the browser and the responder need of a link; tests give them stand-ins. */
+export interface Link {
+  readonly interfaceName: string;
+  readonly interfaceIndex: number;
+  readonly protocol: IpProtocol;
+  ipv4Subnets: string[];
+  /** Resolves true when the socket is bound, false if binding failed. */
+  readonly ready: Promise<boolean>;
+  describe(): string;
+  /** Multicast a message on this link (or unicast it to `to`). Never rejects; false if not sent. */
+  send(message: DnsMessage, to?: { address: string; port: number }): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/**
+ * Is a link still right for the interface (same index, same IPv4 source
+ * address)? If not, its socket and multicast membership belong to an old
+ * interface or address, and it must be opened afresh.
+ */
+export function linkFits(link: Pick<Link, "interfaceIndex" | "protocol" | "ipv4Subnets">, index: number, ipv4Subnets: string[]): boolean {
+  if (index !== link.interfaceIndex) return false;
+  return link.protocol === "ipv6" || link.ipv4Subnets[0] === ipv4Subnets[0];
+}
+
+export class MdnsLink implements Link {
   readonly interfaceName: string;
   readonly interfaceIndex: number;
   readonly protocol: IpProtocol;
@@ -41,7 +65,6 @@ export class MdnsLink {
   private readonly log: Logger;
   private closed = false;
   private warned = 0;
-  /** Resolves true when the socket is bound, false if binding failed. */
   readonly ready: Promise<boolean>;
 
   constructor(opts: LinkOptions) {
@@ -83,17 +106,10 @@ export class MdnsLink {
     });
   }
 
-  /** Is this link still right for the interface (same index, same IPv4 source address)? */
-  fits(index: number, ipv4Subnets: string[]): boolean {
-    if (index !== this.interfaceIndex) return false;
-    return this.protocol === "ipv6" || this.ipv4Subnets[0] === ipv4Subnets[0];
-  }
-
   describe(): string {
     return `${this.interfaceName} (${this.protocol === "ipv6" ? "IPv6" : "IPv4"})`;
   }
 
-  /** Multicast a message on this link (or unicast it to `to`). Never rejects. */
   send(message: DnsMessage, to?: { address: string; port: number }): Promise<boolean> {
     if (this.closed) return Promise.resolve(false);
     return new Promise((resolve) => {

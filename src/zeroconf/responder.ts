@@ -10,9 +10,10 @@
 // and on a name collision it only prints an Error to the console and stops;
 // Mandos renames ("Mandos #2") instead.
 import { hostname } from "node:os";
-import { MdnsLink } from "./link.js";
-import { establishment } from "./establish.js";
-import { surveyInterfaces, suitableForAnnouncing, type NetInterface } from "./interfaces.js";
+import { linkFits, type Link } from "./link.js";
+import { announcerEvents, establishment, type AnnouncerEvents } from "./establish.js";
+import { realEffects, type ZeroconfEffects } from "./effects.js";
+import { surveyInterfaces, suitableForAnnouncing } from "./interfaces.js";
 import {
   DEFAULT_SERVICE_NAME,
   DEFAULT_SERVICE_TYPE,
@@ -38,187 +39,251 @@ import {
   type ServiceIdentity,
 } from "./records.js";
 import type { AnnounceOptions, Announcement, IpProtocol } from "./types.js";
-import { errorMessage } from "../cli/log.js";
+import type { NetInterface } from "../sys/interfaces.js";
+import { errorMessage, type Logger } from "../cli/log.js";
+
+/**
+ * One link's life: "opening" until its socket is bound, "probing" (three
+ * probes) after that and after every rename, then "announced" (answering).
+ */
+type Phase = "opening" | "probing" | "announced";
 
 interface LinkState {
-  link: MdnsLink;
+  readonly key: string;
+  readonly link: Link;
   addresses: string[];
-  phase: "probing" | "announced";
+  phase: Phase;
   records: RecordSet;
+  probesSent: number;
   /** Last multicast time per record, for the one-per-second rule. */
   lastSent: Map<string, number>;
-  timers: Set<NodeJS.Timeout>;
+  /** Cancellers of this link's pending timers. */
+  timers: Set<() => void>;
 }
 
 const PROBE_INTERVAL_MS = 250;
+const PROBES = 3;
 const RECONCILE_MS = 5000;
 
-export interface ResponderOptions extends AnnounceOptions {
-  /** Host label to publish (default: first label of the system host name). */
-  hostLabel?: string;
+/** What the responder announces and where; checked by startResponder. */
+export interface ResponderSettings {
+  name: string;
+  serviceType: string;
+  port: number;
+  hostLabel: string;
+  /** IP families to announce over, each on its own link per interface. */
+  protocols: IpProtocol[];
+  maxRenames: number;
+  /** Only this interface (mandos --interface); else every suitable one. */
+  interfaceName?: string;
+  log: Logger;
 }
 
-export async function startResponder(opts: ResponderOptions): Promise<Announcement> {
-  const log = opts.log;
-  const serviceType = opts.serviceType ?? DEFAULT_SERVICE_TYPE;
-  const protocols: IpProtocol[] = opts.protocol === "ipv4" ? ["ipv4"] : opts.protocol === "any" ? ["ipv6", "ipv4"] : ["ipv6"];
-  const maxRenames = opts.maxRenames ?? 32768;
-  let name = opts.name ?? DEFAULT_SERVICE_NAME;
-  if (name.includes(".")) {
-    // Our DNS codec cannot put a dot inside a label.
-    const fixed = name.replace(/\./g, "-");
-    log.warning(`Zeroconf: service name "${name}" contains a dot; announcing it as "${fixed}"`);
-    name = fixed;
+/**
+ * The responder's state: the current names, the rename counts, and one
+ * LinkState per (interface, family). Every change is one of the named
+ * transitions below, driven by interface surveys (reconcile), sockets
+ * becoming ready (opened), timers (probe, announce) and received messages
+ * (receive); effects go through `fx`.
+ */
+export class Responder {
+  private name_: string;
+  private hostLabel: string;
+  private renames = 0;
+  private hostRenames = 0;
+  private stopped = false;
+  private establishedOnce = false;
+  private readonly links = new Map<string, LinkState>();
+  private ownAddresses = new Set<string>();
+  private readonly missingReported = new Set<string>();
+
+  constructor(
+    private readonly settings: ResponderSettings,
+    private readonly events: AnnouncerEvents,
+    private readonly fx: ZeroconfEffects = realEffects,
+  ) {
+    this.name_ = settings.name;
+    this.hostLabel = settings.hostLabel;
   }
-  if (!isValidServiceName(name)) throw new Error(`Zeroconf: invalid service name "${name}" (1-63 bytes of UTF-8)`);
-  if (!Number.isInteger(opts.port) || opts.port < 1 || opts.port > 65535) throw new Error(`Zeroconf: invalid port ${opts.port}`);
-  let hostLabel = opts.hostLabel ?? hostLabelFrom(hostname());
-  let renames = 0;
-  let hostRenames = 0;
-  let stopped = false;
-  let failed = false;
-  let generation = 0;
-  const links = new Map<string, LinkState>();
-  let ownAddresses = new Set<string>();
-  const missingReported = new Set<string>();
 
-  const start = establishment();
+  /** The service name now (changes on a collision). */
+  get name(): string {
+    return this.name_;
+  }
 
-  const identity = (): ServiceIdentity => ({ name, serviceType, hostLabel, port: opts.port, txt: [] });
-  const key = (ifname: string, p: IpProtocol) => `${ifname}/${p}`;
-
-  const later = (ls: LinkState, ms: number, fn: () => void) => {
-    const gen = generation;
-    const t = setTimeout(() => {
-      ls.timers.delete(t);
-      if (stopped || gen !== generation || links.get(key(ls.link.interfaceName, ls.link.protocol)) !== ls) return;
-      try {
-        fn();
-      } catch (err) {
-        log.error(`Zeroconf: responder on ${ls.link.describe()} failed: ${errorMessage(err)}`);
-      }
-    }, ms);
-    ls.timers.add(t);
-  };
-
-  const clearTimers = (ls: LinkState) => {
-    for (const t of ls.timers) clearTimeout(t);
-    ls.timers.clear();
-  };
-
-  const startProbing = (ls: LinkState) => {
-    const delayMs = Math.random() * PROBE_INTERVAL_MS;
-    clearTimers(ls);
-    ls.phase = "probing";
-    ls.records = buildRecords(identity(), ls.addresses);
-    let sent = 0;
-    const probe = () => {
-      const inst = instanceFqdn(name, serviceType);
-      void ls.link.send({
-        type: "query",
-        id: 0,
-        questions: [
-          { name: inst, type: "ANY", class: "IN" },
-          { name: hostFqdn(hostLabel), type: "ANY", class: "IN" },
-        ],
-        authorities: uniqueRecords(ls.records),
-      });
-      sent += 1;
-      later(ls, PROBE_INTERVAL_MS, sent < 3 ? probe : () => announce(ls));
-    };
-    later(ls, delayMs, probe);
-  };
-
-  const announce = (ls: LinkState) => {
-    ls.phase = "announced";
-    const send = () => multicastResponse(ls, allRecords(ls.records), []);
-    send();
-    later(ls, 1000, send);
-    log.debug(`Zeroconf: service "${name}" established on ${ls.link.describe()}`);
-    if ([...links.values()].every((l) => l.phase === "announced")) {
-      if (!start.settled) log.info(`Zeroconf: announcing service "${name}" (${serviceType}) on port ${opts.port} with the built-in mDNS responder`);
-      start.established();
+  /** First survey; with no interface to announce on yet, the start counts as done. */
+  start(): void {
+    this.reconcile();
+    if (this.links.size === 0 && !this.stopped) {
+      this.settings.log.warning(`Zeroconf: no interface to announce "${this.name_}" on yet`);
+      this.events.established();
     }
-  };
+  }
 
-  const multicastResponse = (ls: LinkState, answers: DnsRecord[], additionals: DnsRecord[]) => {
-    const now = Date.now();
-    for (const r of answers) ls.lastSent.set(recordKey(r), now);
-    void ls.link.send({ type: "response", id: 0, flags: FLAG_AA, answers, additionals });
-  };
-
-  const fail = (err: Error) => {
-    if (failed) return;
-    failed = true;
-    log.error(errorMessage(err));
-    void shutdown(false);
-    if (!start.settled) start.failed(err);
-    else if (opts.onError) opts.onError(err);
-  };
-
-  const rename = (what: "service" | "host") => {
-    generation += 1;
-    if (what === "service") {
-      if (renames >= maxRenames) {
-        fail(new Error(`Zeroconf: no suitable service name found after ${renames} renames`));
-        return;
+  /** Open links on new interfaces and families, follow address changes, close vanished ones. */
+  reconcile(): void {
+    if (this.stopped) return;
+    const { interfaceName, protocols, log } = this.settings;
+    const wanted = interfaceName ? [interfaceName] : undefined;
+    const list = () => this.fx.listInterfaces();
+    const survey = surveyInterfaces(list, wanted, suitableForAnnouncing, this.missingReported, log, "will announce when it appears");
+    if (!survey) return;
+    this.ownAddresses = new Set(survey.all.flatMap((i) => [...i.ipv6.map((a) => a.toLowerCase()), ...i.ipv4.map(hostPart)]));
+    const wantedKeys = new Set<string>();
+    for (const iface of survey.chosen) {
+      for (const p of protocols) {
+        const addresses = p === "ipv6" ? iface.ipv6 : iface.ipv4.map(hostPart);
+        if (addresses.length === 0) continue;
+        const key = `${iface.name}/${p}`;
+        wantedKeys.add(key);
+        const existing = this.links.get(key);
+        if (existing && linkFits(existing.link, iface.index, iface.ipv4)) {
+          existing.link.ipv4Subnets = iface.ipv4;
+          if (existing.addresses.join() !== addresses.join()) this.addressesChanged(existing, addresses);
+          continue;
+        }
+        if (existing) this.closeLink(existing);
+        this.openLink(key, iface, p, addresses);
       }
-      renames += 1;
-      const old = name;
-      name = alternativeServiceName(name);
-      log.info(`Zeroconf: service name "${old}" is taken; changing it to "${name}"`);
-      try {
-        opts.onRename?.(name);
-      } catch (err) {
-        log.error(`Zeroconf: onRename handler failed: ${errorMessage(err)}`);
-      }
-    } else {
-      if (hostRenames >= maxRenames) {
-        fail(new Error(`Zeroconf: no suitable host name found after ${hostRenames} renames`));
-        return;
-      }
-      hostRenames += 1;
-      const old = hostLabel;
-      hostLabel = alternativeHostName(hostLabel);
-      log.info(`Zeroconf: host name "${old}.local" is taken; changing it to "${hostLabel}.local"`);
     }
-    for (const ls of links.values()) startProbing(ls);
-  };
+    for (const ls of this.links.values()) if (!wantedKeys.has(ls.key)) this.closeLink(ls);
+  }
 
-  const onMessage = (message: Received, from: RemoteInfo, link: MdnsLink) => {
-    if (stopped) return;
-    const ls = links.get(key(link.interfaceName, link.protocol));
+  /** A message from one of our links. */
+  receive(message: Received, from: RemoteInfo, link: Link): void {
+    if (this.stopped) return;
+    const ls = this.links.get(`${link.interfaceName}/${link.protocol}`);
     if (!ls || ls.link !== link) return;
     if (message.isResponse) {
       if (from.port !== MDNS_PORT) return;
-      const conflict = findConflict([...message.answers, ...message.additionals], ls.records, ownAddresses);
-      if (conflict) rename(conflict);
+      const conflict = findConflict([...message.answers, ...message.additionals], ls.records, this.ownAddresses);
+      if (conflict) this.rename(conflict);
       return;
     }
-    // A probe from someone else for one of our names while we probe too.
-    // Losing the tie-break counts as a collision and renames, as avahi
-    // does (it withdraws the record; Mandos then renames). Waiting and
-    // probing again instead could livelock two hosts that each win one
-    // name and lose the other.
-    if (ls.phase === "probing" && message.authorities.length > 0) {
-      const names: Array<[string, "service" | "host"]> = [
-        [ls.records.srv.name, "service"],
-        [hostFqdn(hostLabel), "host"],
-      ];
-      for (const [ours, what] of names) {
-        const theirs = recordsNamed(message.authorities, ours);
-        if (theirs.length === 0) continue;
-        const mine = recordsNamed(uniqueRecords(ls.records), ours);
-        if (probeTieBreak(mine, theirs) === "lose") {
-          log.debug(`Zeroconf: lost a simultaneous probe for "${ours}"`);
-          rename(what);
-          return;
+    if (ls.phase === "probing" && message.authorities.length > 0 && this.lostTieBreak(ls, message)) return;
+    if (ls.phase === "announced" && message.questions.length > 0) this.answer(ls, message, from);
+  }
+
+  /** Withdraw: goodbye packets on announced links (unless `goodbye` is false), then close every link. */
+  async stop(goodbye = true): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    const all = [...this.links.values()];
+    this.links.clear();
+    await Promise.all(
+      all.map(async (ls) => {
+        this.cancelTimers(ls);
+        if (goodbye && ls.phase === "announced") {
+          await ls.link.send({ type: "response", id: 0, flags: FLAG_AA, answers: withTtl(goodbyeRecords(ls.records), 0) });
         }
+        await ls.link.close();
+      }),
+    );
+  }
+
+  // ------------------------------------------------------------ transitions
+
+  private openLink(key: string, iface: NetInterface, protocol: IpProtocol, addresses: string[]): void {
+    const link = this.fx.openLink({
+      interfaceName: iface.name,
+      interfaceIndex: iface.index,
+      protocol,
+      ipv4Subnets: iface.ipv4,
+      log: this.settings.log,
+      onMessage: (m, from, l) => this.receive(m, from, l),
+    });
+    const ls: LinkState = {
+      key,
+      link,
+      addresses,
+      phase: "opening",
+      records: buildRecords(this.identity(), addresses),
+      probesSent: 0,
+      lastSent: new Map(),
+      timers: new Set(),
+    };
+    this.links.set(key, ls);
+    void link.ready.then((ok) => this.opened(ls, ok));
+  }
+
+  /** The socket is bound (or could not be: the next survey tries again). */
+  private opened(ls: LinkState, ok: boolean): void {
+    if (this.stopped || this.links.get(ls.key) !== ls) return;
+    if (ok) this.startProbing(ls);
+    else this.closeLink(ls);
+  }
+
+  private addressesChanged(ls: LinkState, addresses: string[]): void {
+    ls.addresses = addresses;
+    ls.records = buildRecords(this.identity(), addresses);
+    if (ls.phase === "announced") this.multicast(ls, allRecords(ls.records), []);
+  }
+
+  /** Probe for the current names: after a random delay, three probes 250 ms apart. */
+  private startProbing(ls: LinkState): void {
+    this.cancelTimers(ls);
+    ls.phase = "probing";
+    ls.records = buildRecords(this.identity(), ls.addresses);
+    ls.probesSent = 0;
+    this.after(ls, this.fx.random() * PROBE_INTERVAL_MS, () => this.probe(ls));
+  }
+
+  private probe(ls: LinkState): void {
+    void ls.link.send({
+      type: "query",
+      id: 0,
+      questions: [
+        { name: instanceFqdn(this.name_, this.settings.serviceType), type: "ANY", class: "IN" },
+        { name: hostFqdn(this.hostLabel), type: "ANY", class: "IN" },
+      ],
+      authorities: uniqueRecords(ls.records),
+    });
+    ls.probesSent += 1;
+    this.after(ls, PROBE_INTERVAL_MS, () => (ls.probesSent < PROBES ? this.probe(ls) : this.announce(ls)));
+  }
+
+  /** No conflict while probing: two announcements a second apart; established once every link is. */
+  private announce(ls: LinkState): void {
+    const { log, serviceType, port } = this.settings;
+    ls.phase = "announced";
+    const send = () => this.multicast(ls, allRecords(ls.records), []);
+    send();
+    this.after(ls, 1000, send);
+    log.debug(`Zeroconf: service "${this.name_}" established on ${ls.link.describe()}`);
+    if (![...this.links.values()].every((l) => l.phase === "announced")) return;
+    if (!this.establishedOnce) log.info(`Zeroconf: announcing service "${this.name_}" (${serviceType}) on port ${port} with the built-in mDNS responder`);
+    this.establishedOnce = true;
+    this.events.established();
+  }
+
+  /**
+   * A probe from someone else for one of our names while we probe too.
+   * Losing the tie-break counts as a collision and renames, as avahi does
+   * (it withdraws the record; Mandos then renames). Waiting and probing
+   * again instead could livelock two hosts that each win one name and lose
+   * the other. True if it renamed.
+   */
+  private lostTieBreak(ls: LinkState, message: Received): boolean {
+    const names: Array<[string, "service" | "host"]> = [
+      [ls.records.srv.name, "service"],
+      [hostFqdn(this.hostLabel), "host"],
+    ];
+    for (const [ours, what] of names) {
+      const theirs = recordsNamed(message.authorities, ours);
+      if (theirs.length === 0) continue;
+      const mine = recordsNamed(uniqueRecords(ls.records), ours);
+      if (probeTieBreak(mine, theirs) === "lose") {
+        this.settings.log.debug(`Zeroconf: lost a simultaneous probe for "${ours}"`);
+        this.rename(what);
+        return true;
       }
     }
-    if (ls.phase !== "announced" || message.questions.length === 0) return;
-    const known = message.answers;
-    const { answers, additionals } = answerQuestions(message.questions, known, ls.records);
+    return false;
+  }
+
+  /** Answer a query: legacy unicast to the sender, else multicast at most once a second per record. */
+  private answer(ls: LinkState, message: Received, from: RemoteInfo): void {
+    const { answers, additionals } = answerQuestions(message.questions, message.answers, ls.records);
     if (answers.length === 0) return;
     if (from.port !== MDNS_PORT) {
       // Legacy unicast query (RFC 6762 6.7): answer to the sender, short TTLs, no flush bits.
@@ -230,96 +295,138 @@ export async function startResponder(opts: ResponderOptions): Promise<Announceme
       return;
     }
     const isProbe = message.authorities.length > 0;
-    const now = Date.now();
+    const now = this.fx.now();
     const fresh = isProbe ? answers : answers.filter((r) => now - (ls.lastSent.get(recordKey(r)) ?? 0) >= 1000);
     if (fresh.length === 0) return;
+    // Shared records (PTR) wait 20-120 ms so that answers from several hosts spread out.
     const shared = fresh.some((r) => r.type === "PTR");
-    if (!shared || isProbe) multicastResponse(ls, fresh, additionals);
-    else later(ls, 20 + Math.random() * 100, () => multicastResponse(ls, fresh, additionals));
-  };
-
-  const linkAddresses = (iface: NetInterface, p: IpProtocol): string[] =>
-    p === "ipv6" ? iface.ipv6 : iface.ipv4.map((c) => c.split("/")[0]!);
-
-  const reconcile = () => {
-    if (stopped) return;
-    const wanted = opts.interfaceName ? [opts.interfaceName] : undefined;
-    const survey = surveyInterfaces(wanted, suitableForAnnouncing, missingReported, log, "will announce when it appears");
-    if (!survey) return;
-    const { all, chosen } = survey;
-    ownAddresses = new Set(all.flatMap((i) => [...i.ipv6.map((a) => a.toLowerCase()), ...i.ipv4.map((c) => c.split("/")[0]!)]));
-    const wantedKeys = new Set<string>();
-    for (const iface of chosen) {
-      for (const p of protocols) {
-        const addresses = linkAddresses(iface, p);
-        if (addresses.length === 0) continue;
-        const k = key(iface.name, p);
-        wantedKeys.add(k);
-        const existing = links.get(k);
-        if (existing && existing.link.fits(iface.index, iface.ipv4)) {
-          existing.link.ipv4Subnets = iface.ipv4;
-          if (existing.addresses.join() !== addresses.join()) {
-            existing.addresses = addresses;
-            existing.records = buildRecords(identity(), addresses);
-            if (existing.phase === "announced") multicastResponse(existing, allRecords(existing.records), []);
-          }
-          continue;
-        }
-        if (existing) closeLink(k, existing);
-        const link = new MdnsLink({ interfaceName: iface.name, interfaceIndex: iface.index, protocol: p, ipv4Subnets: iface.ipv4, log, onMessage });
-        const ls: LinkState = {
-          link,
-          addresses,
-          phase: "probing",
-          records: buildRecords(identity(), addresses),
-          lastSent: new Map(),
-          timers: new Set(),
-        };
-        links.set(k, ls);
-        void link.ready.then((ok) => {
-          if (ok && links.get(k) === ls) startProbing(ls);
-          else if (!ok && links.get(k) === ls) closeLink(k, ls);
-        });
-      }
-    }
-    for (const [k, ls] of links) if (!wantedKeys.has(k)) closeLink(k, ls);
-  };
-
-  const closeLink = (k: string, ls: LinkState) => {
-    clearTimers(ls);
-    links.delete(k);
-    void ls.link.close();
-  };
-
-  const shutdown = async (goodbye: boolean) => {
-    if (stopped) return;
-    stopped = true;
-    clearInterval(reconcileTimer);
-    const all = [...links.values()];
-    links.clear();
-    await Promise.all(
-      all.map(async (ls) => {
-        clearTimers(ls);
-        if (goodbye && ls.phase === "announced") await ls.link.send({ type: "response", id: 0, flags: FLAG_AA, answers: withTtl(goodbyeRecords(ls.records), 0) });
-        await ls.link.close();
-      }),
-    );
-  };
-
-  reconcile();
-  const reconcileTimer = setInterval(reconcile, RECONCILE_MS);
-  reconcileTimer.unref();
-  if (links.size === 0) {
-    log.warning(`Zeroconf: no interface to announce "${name}" on yet`);
-    start.established();
+    if (!shared || isProbe) this.multicast(ls, fresh, additionals);
+    else this.after(ls, 20 + this.fx.random() * 100, () => this.multicast(ls, fresh, additionals));
   }
+
+  private multicast(ls: LinkState, answers: DnsRecord[], additionals: DnsRecord[]): void {
+    const now = this.fx.now();
+    for (const r of answers) ls.lastSent.set(recordKey(r), now);
+    void ls.link.send({ type: "response", id: 0, flags: FLAG_AA, answers, additionals });
+  }
+
+  /** One of our names is taken: take the next one (avahi's rule) and probe again everywhere. */
+  private rename(what: "service" | "host"): void {
+    const { log, maxRenames } = this.settings;
+    if (what === "service") {
+      if (this.renames >= maxRenames) return this.fail(new Error(`Zeroconf: no suitable service name found after ${this.renames} renames`));
+      this.renames += 1;
+      const old = this.name_;
+      this.name_ = alternativeServiceName(old);
+      log.info(`Zeroconf: service name "${old}" is taken; changing it to "${this.name_}"`);
+      this.events.renamed(this.name_);
+    } else {
+      if (this.hostRenames >= maxRenames) return this.fail(new Error(`Zeroconf: no suitable host name found after ${this.hostRenames} renames`));
+      this.hostRenames += 1;
+      const old = this.hostLabel;
+      this.hostLabel = alternativeHostName(old);
+      log.info(`Zeroconf: host name "${old}.local" is taken; changing it to "${this.hostLabel}.local"`);
+    }
+    // Links still opening probe with the new names once they are ready.
+    for (const ls of this.links.values()) if (ls.phase !== "opening") this.startProbing(ls);
+  }
+
+  private fail(err: Error): void {
+    if (this.stopped) return;
+    this.settings.log.error(errorMessage(err));
+    void this.stop(false);
+    this.events.failed(err);
+  }
+
+  private closeLink(ls: LinkState): void {
+    this.cancelTimers(ls);
+    this.links.delete(ls.key);
+    void ls.link.close();
+  }
+
+  // ------------------------------------------------------------ helpers
+
+  private identity(): ServiceIdentity {
+    const { serviceType, port } = this.settings;
+    return { name: this.name_, serviceType, hostLabel: this.hostLabel, port, txt: [] };
+  }
+
+  /** Run `fn` later for this link, unless the link is closed or its timers cancelled by then. */
+  private after(ls: LinkState, ms: number, fn: () => void): void {
+    const cancel = this.fx.setTimer(ms, () => {
+      ls.timers.delete(cancel);
+      if (this.stopped || this.links.get(ls.key) !== ls) return;
+      try {
+        fn();
+      } catch (err) {
+        this.settings.log.error(`Zeroconf: responder on ${ls.link.describe()} failed: ${errorMessage(err)}`);
+      }
+    });
+    ls.timers.add(cancel);
+  }
+
+  private cancelTimers(ls: LinkState): void {
+    for (const cancel of ls.timers) cancel();
+    ls.timers.clear();
+  }
+}
+
+export interface ResponderOptions extends AnnounceOptions {
+  /** Host label to publish (default: first label of the system host name). */
+  hostLabel?: string;
+}
+
+/** Check the options, start a Responder, and resurvey the interfaces every few seconds. */
+export async function startResponder(opts: ResponderOptions): Promise<Announcement> {
+  const log = opts.log;
+  let name = opts.name ?? DEFAULT_SERVICE_NAME;
+  if (name.includes(".")) {
+    // Our DNS codec cannot put a dot inside a label.
+    const fixed = name.replace(/\./g, "-");
+    log.warning(`Zeroconf: service name "${name}" contains a dot; announcing it as "${fixed}"`);
+    name = fixed;
+  }
+  if (!isValidServiceName(name)) throw new Error(`Zeroconf: invalid service name "${name}" (1-63 bytes of UTF-8)`);
+  if (!Number.isInteger(opts.port) || opts.port < 1 || opts.port > 65535) throw new Error(`Zeroconf: invalid port ${opts.port}`);
+  const settings: ResponderSettings = {
+    name,
+    serviceType: opts.serviceType ?? DEFAULT_SERVICE_TYPE,
+    port: opts.port,
+    hostLabel: opts.hostLabel ?? hostLabelFrom(hostname()),
+    protocols: opts.protocol === "ipv4" ? ["ipv4"] : opts.protocol === "any" ? ["ipv6", "ipv4"] : ["ipv6"],
+    maxRenames: opts.maxRenames ?? 32768,
+    interfaceName: opts.interfaceName,
+    log,
+  };
+  const start = establishment();
+  const events = announcerEvents(start, opts);
+  const responder = new Responder(
+    settings,
+    {
+      ...events,
+      failed(err) {
+        clearInterval(timer);
+        events.failed(err);
+      },
+    },
+  );
+  const timer = setInterval(() => responder.reconcile(), RECONCILE_MS);
+  timer.unref();
+  responder.start();
   return start.announcement({
     timeoutMs: opts.establishTimeoutMs ?? 5000,
-    stillWaiting: () => log.info(`Zeroconf: service "${name}" still being registered`),
-    name: () => name,
+    stillWaiting: () => log.info(`Zeroconf: service "${responder.name}" still being registered`),
+    name: () => responder.name,
     via: "builtin",
-    stop: () => shutdown(true),
+    stop: () => {
+      clearInterval(timer);
+      return responder.stop(true);
+    },
   });
+}
+
+function hostPart(cidr: string): string {
+  return cidr.split("/")[0]!;
 }
 
 /**

@@ -9,11 +9,8 @@ import {
   bringUp,
   interfaceNameForIndex,
   isRunning,
-  listInterfaces,
-  readInterface,
   selectInterfaces,
   waitRunning,
-  type NetInterface,
 } from "../../src/client/network/interfaces.js";
 import {
   IFF,
@@ -21,7 +18,10 @@ import {
   interfaceVerdict,
   isSuitable,
   isValidInterfaceName,
+  listInterfaces,
   parseInterfaceFlags,
+  readInterface,
+  type NetInterface,
 } from "../../src/sys/interfaces.js";
 import { parseConsoleLevel, quietConsole, quietLevelFor } from "../../src/client/network/console.js";
 import { ipFailureReason, runIp } from "../../src/client/network/ip.js";
@@ -38,6 +38,8 @@ const iface = (name: string, flags: number, operstate = "down", index = 2): NetI
   flags,
   operstate,
   carrier: null,
+  ipv6: [],
+  ipv4: [],
 });
 // Flags as seen in /sys/class/net on this kernel.
 const VETH = 0x1002; // BROADCAST|MULTICAST
@@ -51,17 +53,17 @@ const scenarios = {
   /** Bring the named interface up, wait, report states. */
   async bringUpAndWait(arg: unknown) {
     const { name, delayMs } = arg as { name: string; delayMs: number };
-    const before = await readInterface(name);
+    const before = readInterface(name);
     const result = await bringUp(name, [name]);
     const t0 = performance.now();
     const wait = await waitRunning([name], delayMs);
     const waitedMs = performance.now() - t0;
-    const after = await readInterface(name);
+    const after = readInterface(name);
     const again = await bringUp(name, [name]);
     return { before, result, wait, waitedMs, after, again };
   },
   async list() {
-    const all = await listInterfaces();
+    const all = listInterfaces();
     const byIndex = await Promise.all(all.map((i) => interfaceNameForIndex(i.index)));
     return { all, byIndex, none: await interfaceNameForIndex(99999) };
   },
@@ -100,7 +102,7 @@ const scenarios = {
   },
   async select(arg: unknown) {
     const { spec, connectMode } = arg as { spec: string[]; connectMode: boolean };
-    return selectInterfaces(spec, await listInterfaces(), { connectMode });
+    return selectInterfaces(spec, listInterfaces(), { connectMode });
   },
 };
 

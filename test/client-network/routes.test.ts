@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { readdirSync } from "node:fs";
 import { connect } from "node:net";
 import { spawn } from "node:child_process";
-import { formatIp, isLinkLocal, isRoutableUnicast, parseIp, parsePrefix, prefixContains } from "../../src/client/network/addresses.js";
+import { formatIp, isLinkLocal, isRoutableUnicast, parseIp, parsePrefix, prefixContains } from "../../src/sys/addresses.js";
 import {
   TemporaryRoutes,
   addTemporaryRoute,

@@ -6,8 +6,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { chmodSync, writeFileSync } from "node:fs";
 import { makeLogger } from "../../src/cli/log.js";
-import { type NetInterface } from "../../src/client/network/interfaces.js";
-import { IFF } from "../../src/sys/interfaces.js";
+import { IFF, type NetInterface } from "../../src/sys/interfaces.js";
 import { NetworkSession, type NetworkEffects, type SessionOptions } from "../../src/client/network/session.js";
 import { NetworkError } from "../../src/client/network/ip.js";
 import { requires, tempDir } from "../helpers/index.js";
@@ -21,7 +20,7 @@ function fakeNetwork(initial: Record<string, { flags: number; operstate?: string
   const state = new Map<string, NetInterface>();
   let index = 1;
   for (const [name, s] of Object.entries(initial)) {
-    state.set(name, { name, index: index++, flags: s.flags, operstate: s.operstate ?? "down", carrier: null });
+    state.set(name, { name, index: index++, flags: s.flags, operstate: s.operstate ?? "down", carrier: null, ipv6: [], ipv4: [] });
   }
   const calls: string[] = [];
   let t = 0;
@@ -91,10 +90,10 @@ const scenarios = {
     const log = makeLogger("mandos-client", { level: "error", write: () => {} });
     const s = new NetworkSession({ interfaces: ["vc"], connect: null, delaySeconds: 3, hookDir, debug: false, log, quietConsole: false });
     const report = await s.start();
-    const { readInterface } = await import("../../src/client/network/interfaces.js");
-    const during = await readInterface("vc");
+    const { readInterface } = await import("../../src/sys/interfaces.js");
+    const during = readInterface("vc");
     await s.close();
-    return { report, during, after: await readInterface("vc") };
+    return { report, during, after: readInterface("vc") };
   },
 };
 

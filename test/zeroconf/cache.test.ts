@@ -6,17 +6,9 @@ import assert from "node:assert/strict";
 import { ServiceCache, diffReports, reportKey, sortResolved, type Resolved } from "../../src/zeroconf/browse-cache.js";
 import { answerQuestions, buildRecords, findConflict, probeTieBreak, uniqueRecords } from "../../src/zeroconf/records.js";
 import { asReceived, decodeMessage, dnsPacket, type DnsRecord } from "../../src/zeroconf/dns.js";
+import { a, aaaa, ptr, srv } from "./fakes.js";
 
 const T = "_mandos._tcp";
-const ptr = (inst: string, ttl = 4500): DnsRecord => ({ name: "_mandos._tcp.local", type: "PTR", ttl, data: `${inst}._mandos._tcp.local` });
-const srv = (inst: string, port: number, target = "server.local", ttl = 120): DnsRecord => ({
-  name: `${inst}._mandos._tcp.local`,
-  type: "SRV",
-  ttl,
-  data: { port, target, priority: 0, weight: 0 },
-});
-const aaaa = (host: string, address: string, ttl = 120, flush = true): DnsRecord => ({ name: host, type: "AAAA", ttl, flush, data: address });
-const a = (host: string, address: string, ttl = 120): DnsRecord => ({ name: host, type: "A", ttl, flush: true, data: address });
 
 test("a PTR, SRV and addresses resolve to one entry per address of the link's family, link-local first", () => {
   const recs = [ptr("Mandos"), srv("Mandos", 4711), a("server.local", "169.254.1.2"), aaaa("server.local", "2001:db8::1"), aaaa("server.local", "fe80::1")];

@@ -3,6 +3,5 @@ export * from "./ip.js";
 export * from "./interfaces.js";
 export * from "./console.js";
 export * from "./hooks.js";
-export * from "./addresses.js";
 export * from "./routes.js";
 export * from "./session.js";

@@ -9,20 +9,13 @@ import {
   interfaceVerdict,
   isValidInterfaceName,
   listSysInterfaces,
-  readInterfaceFile,
-  readSysInterface,
+  readInterface,
+  type NetInterface,
   type SysInterface,
   type Verdict,
 } from "../../sys/interfaces.js";
 
-export interface NetInterface extends SysInterface {
-  /** RFC 2863 state from sysfs: "up", "down", "unknown", "lowerlayerdown", "dormant", … */
-  operstate: string;
-  /** Carrier present; null when the kernel cannot tell (interface down). */
-  carrier: boolean | null;
-}
-
-export function isUp(iface: NetInterface): boolean {
+export function isUp(iface: { flags: number }): boolean {
   return (iface.flags & IFF.UP) !== 0;
 }
 
@@ -30,7 +23,7 @@ export function isUp(iface: NetInterface): boolean {
  * What the kernel reports as IFF_RUNNING (up and operationally up or
  * unknown). sysfs's flags leave that bit out, so derive it from operstate.
  */
-export function isRunning(iface: NetInterface): boolean {
+export function isRunning(iface: Pick<NetInterface, "flags" | "operstate">): boolean {
   return isUp(iface) && (iface.operstate === "up" || iface.operstate === "unknown");
 }
 
@@ -61,7 +54,7 @@ export interface InterfaceSelection {
  */
 export function selectInterfaces(
   spec: readonly string[],
-  available: readonly NetInterface[],
+  available: readonly SysInterface[],
   opts: { connectMode: boolean },
 ): InterfaceSelection {
   const present = new Set(available.map((i) => i.name));
@@ -93,28 +86,6 @@ export function selectInterfaces(
 }
 
 // ---------------------------------------------------------------- effects
-
-/** Adds what only the client needs from sysfs: whether the link is operational. */
-function withState(iface: SysInterface, sysfs: string): NetInterface {
-  const operstate = readInterfaceFile(iface.name, "operstate", sysfs);
-  const carrier = readInterfaceFile(iface.name, "carrier", sysfs);
-  return {
-    ...iface,
-    operstate: (operstate ?? "unknown").trim(),
-    carrier: carrier === null ? null : carrier.trim() === "1",
-  };
-}
-
-/** One interface's state from sysfs, or null if it does not exist (any more). */
-export async function readInterface(name: string, sysfs: string = SYS_CLASS_NET): Promise<NetInterface | null> {
-  const iface = readSysInterface(name, sysfs);
-  return iface && withState(iface, sysfs);
-}
-
-/** Every interface in /sys/class/net (of this process's network namespace), in name order. */
-export async function listInterfaces(sysfs: string = SYS_CLASS_NET): Promise<NetInterface[]> {
-  return listSysInterfaces(sysfs).map((i) => withState(i, sysfs));
-}
 
 /**
  * The name of the interface with this index (Zeroconf reports indexes, but
@@ -148,7 +119,7 @@ export async function checkInterface(
     throw new NetworkError(`${what} ${JSON.stringify(String(name))}: not a valid interface name`);
   }
   if (!new Set(allowed).has(name)) throw new NetworkError(`${what} ${name}: not one of the interfaces in use`);
-  const iface = await readInterface(name, sysfs);
+  const iface = readInterface(name, { sysfs });
   if (iface === null) throw new NetworkError(`${what} ${name}: no such interface`);
   return iface;
 }
@@ -202,7 +173,7 @@ const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export async function waitRunning(names: readonly string[], delayMs: number, deps: WaitDeps = {}): Promise<WaitResult> {
   const now = deps.now ?? (() => performance.now());
   const sleep = deps.sleep ?? realSleep;
-  const read = deps.read ?? ((n: string) => readInterface(n));
+  const read = deps.read ?? (async (n: string) => readInterface(n));
   const interval = deps.intervalMs ?? 250;
   const deadline = now() + Math.max(0, delayMs);
   const pending = new Set(names);

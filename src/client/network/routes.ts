@@ -11,7 +11,7 @@
 // TemporaryRoutes.removeAll) removes what was added, and `ip` runs as a
 // child that leaves no descriptor behind.
 import type { Logger } from "../../cli/log.js";
-import { formatIp, isLinkLocal, isRoutableUnicast, parseIp, parsePrefix, prefixContains, bitsOf, type IpAddress } from "./addresses.js";
+import { formatIp, isLinkLocal, isRoutableUnicast, parseIp, parsePrefix, prefixContains, bitsOf, type IpAddress } from "../../sys/addresses.js";
 import { checkInterface } from "./interfaces.js";
 import { SYS_CLASS_NET } from "../../sys/interfaces.js";
 import { NetworkError, runIp, type IpOptions } from "./ip.js";

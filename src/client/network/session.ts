@@ -9,13 +9,11 @@ import { hookDeviceList, runNetworkHooks, type HookResult } from "./hooks.js";
 import {
   bringDown as realBringDown,
   bringUp as realBringUp,
-  listInterfaces as realListInterfaces,
-  readInterface as realReadInterface,
   selectInterfaces,
   waitRunning,
   type InterfaceSelection,
-  type NetInterface,
 } from "./interfaces.js";
+import { listInterfaces as realListInterfaces, readInterface as realReadInterface, type NetInterface } from "../../sys/interfaces.js";
 import { NetworkError } from "./ip.js";
 import { TemporaryRoutes, type TemporaryRoute } from "./routes.js";
 
@@ -79,8 +77,8 @@ export class NetworkSession {
     const log = opts.log;
     const device = hookDeviceList(opts.interfaces);
     const defaults: NetworkEffects = {
-      listInterfaces: () => realListInterfaces(),
-      readInterface: (n) => realReadInterface(n),
+      listInterfaces: async () => realListInterfaces(),
+      readInterface: async (n) => realReadInterface(n),
       bringUp: (n, a) => realBringUp(n, a),
       bringDown: (n, a) => realBringDown(n, a),
       runHooks: (mode, signal) =>

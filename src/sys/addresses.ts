@@ -1,6 +1,7 @@
-// IP addresses as numbers, for route decisions: parsing (IPv4, IPv6, IPv6
-// with an embedded IPv4 tail), prefix matching and the few address classes
-// that matter to the client. Pure.
+// IP addresses as numbers: parsing (IPv4, IPv6, IPv6 with an embedded IPv4
+// tail), prefix matching and the few address classes that matter here. The
+// one definition of link-local, for the client's routes, its connections,
+// Zeroconf and the server's listening socket. Pure.
 import { isIP } from "node:net";
 
 export interface IpAddress {
@@ -96,8 +97,30 @@ const LINK_LOCAL = [v6("fe80::", 10), v4("169.254.0.0", 16)];
 const LOOPBACK = [v6("::1", 128), v4("127.0.0.0", 8)];
 const MULTICAST = [v6("ff00::", 8), v4("224.0.0.0", 4)];
 
-export function isLinkLocal(addr: IpAddress): boolean {
-  return LINK_LOCAL.some((p) => prefixContains(p, addr));
+/**
+ * Link-local: IPv6 fe80::/10 or IPv4 169.254.0.0/16. Text may carry a zone
+ * ("fe80::1%eth0"); text that is not an address is not link-local.
+ */
+export function isLinkLocal(address: IpAddress | string): boolean {
+  const addr = typeof address === "string" ? parseIp(address.replace(/%.*$/s, "")) : address;
+  return addr !== null && LINK_LOCAL.some((p) => prefixContains(p, addr));
+}
+
+/**
+ * An address as a peer must use it on an interface: an IPv6 link-local
+ * address gets the interface as its zone (a name: net.connect rejects an
+ * index); any other address, or one with a zone already, stays as it is.
+ */
+export function withZone(address: string, interfaceName: string): string {
+  const needsZone = !address.includes("%") && isIP(address) === 6 && isLinkLocal(address);
+  return needsZone ? `${address}%${interfaceName}` : address;
+}
+
+/** Is an IPv4 address inside "a.b.c.d/len" (an interface's address with its prefix)? */
+export function ipv4InSubnet(address: string, cidr: string): boolean {
+  const prefix = parsePrefix(cidr, 4);
+  const addr = parseIp(address);
+  return prefix !== null && addr !== null && prefixContains(prefix, addr);
 }
 
 /**
