@@ -2,7 +2,7 @@
 import { makeLogger, errorMessage } from "../cli/log.js";
 import { UsageError } from "../cli/args.js";
 import { parseClientOptions } from "./options.js";
-import { KeyFileError } from "./keys.js";
+import { KeyFileError } from "../sys/key-file.js";
 import { runClient } from "./program.js";
 
 const EX_USAGE = 64;

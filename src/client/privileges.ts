@@ -1,36 +1,38 @@
 // Dropping root. The process that parses network input never keeps it:
 // either we drop it for good in this process (nothing privileged is left to
 // do), or a root supervisor keeps it and runs the network part as a child
-// under the unprivileged user (see docs/design.md).
+// under the unprivileged user (see docs/design.md). Either way that
+// process checks with the kernel that it holds no privilege, and sets
+// no_new_privs so that no program it runs can grant it any.
+import { dropPrivilegesTo, forbidNewPrivileges, privilegeLeft, type Ids } from "../sys/privileges.js";
+import { readProcStatus } from "../sys/proc-status.js";
 
-/** The user and group the network part runs as (Mandos's default: 65534). */
-export function unprivilegedIds(env: NodeJS.ProcessEnv): { uid: number; gid: number } {
+/** The largest id: (uid_t)-1 means "unchanged" to the kernel. */
+const MAX_ID = 0xfffffffe;
+
+/** The user and group the network part runs as (Mandos's default: 65534); never root. */
+export function unprivilegedIds(env: NodeJS.ProcessEnv): Ids {
   const num = (name: string) => {
     const v = env[name];
     if (v === undefined || v === "") return 65534;
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a numeric id, got ${JSON.stringify(v)}`);
+    if (!/^[0-9]+$/.test(v) || n < 1 || n > MAX_ID) {
+      throw new Error(`${name} must be a numeric id from 1 to ${MAX_ID} (not root), got ${JSON.stringify(v)}`);
+    }
     return n;
   };
   return { uid: num("MANDOS_CLIENT_UID"), gid: num("MANDOS_CLIENT_GID") };
 }
 
-export const isRoot = () => process.getuid?.() === 0;
+/** Irreversibly become `ids` (verified), in a process that will parse network input. */
+export function dropPrivilegesForGood(ids: Ids): void {
+  dropPrivilegesTo(ids);
+  forbidNewPrivileges();
+}
 
-/** Irreversibly become uid/gid, and check that root cannot be regained. */
-export function dropPrivilegesForGood(uid: number, gid: number): void {
-  process.setgroups?.([gid]);
-  process.setgid?.(gid);
-  process.setuid?.(uid);
-  if (process.getuid?.() !== uid || process.geteuid?.() !== uid) throw new Error("could not drop privileges");
-  if (uid !== 0) {
-    let regained = false;
-    try {
-      process.setuid?.(0);
-      regained = true;
-    } catch {
-      // expected: root is gone
-    }
-    if (regained) throw new Error("privileges could be regained after dropping them");
-  }
+/** For the worker, started unprivileged by the supervisor: make sure of it. */
+export function confirmUnprivileged(): void {
+  forbidNewPrivileges();
+  const left = privilegeLeft(readProcStatus(), { uid: process.getuid!(), gid: process.getgid!() });
+  if (left) throw new Error(`the network worker is not unprivileged: ${left}`);
 }

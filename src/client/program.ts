@@ -4,12 +4,13 @@ import type { ClientOptions } from "./options.js";
 import { readKeys } from "./keys.js";
 import { obtainPassword, type Discover } from "./run.js";
 import { writePassword } from "./output.js";
-import { dropPrivilegesForGood, isRoot, unprivilegedIds } from "./privileges.js";
+import { dropPrivilegesForGood, unprivilegedIds } from "./privileges.js";
+import { isRoot } from "../sys/privileges.js";
 import { NetworkSession, listHooks } from "./network/index.js";
 import { superviseWorker } from "./supervisor.js";
-import { receiveStart, runWorker } from "./worker.js";
+import { runWorker } from "./worker.js";
 import { serverNeedsRoute } from "./routing.js";
-import { WORKER_ROLE_ENV } from "./ipc.js";
+import { isWorkerProcess } from "./ipc.js";
 import { protectMemory } from "../sys/no-core.js";
 import { errorMessage } from "../cli/log.js";
 
@@ -35,10 +36,9 @@ export async function runClient(opts: ClientOptions, log: Logger): Promise<numbe
   process.once("SIGTERM", onSignal);
   process.once("SIGINT", onSignal);
   try {
-    // Only a child with our IPC channel is the worker; the variable alone is not enough.
-    if (process.env[WORKER_ROLE_ENV] === "worker" && process.send) {
-      const start = await receiveStart();
-      return await runWorker(opts, start, (ifs) => zeroconfDiscovery(opts, ifs, log), log, abort.signal);
+    // Only a child given our channel is the worker; the variable alone is not enough.
+    if (isWorkerProcess(process.env)) {
+      return await runWorker(opts, (ifs) => zeroconfDiscovery(opts, ifs, log), log, abort.signal);
     }
     return await runMain(opts, log, abort.signal);
   } catch (err) {
@@ -51,7 +51,9 @@ export async function runClient(opts: ClientOptions, log: Logger): Promise<numbe
 }
 
 async function runMain(opts: ClientOptions, log: Logger, signal: AbortSignal): Promise<number> {
-  const keys = await readKeys(opts);
+  const keys = readKeys(opts);
+  // Checked before the network is touched.
+  const ids = isRoot() ? unprivilegedIds(process.env) : null;
   const session = new NetworkSession({
     interfaces: opts.interfaces,
     connect: opts.connectText,
@@ -66,17 +68,19 @@ async function runMain(opts: ClientOptions, log: Logger, signal: AbortSignal): P
     const report = await session.start();
     const zone = opts.connect ? report.selection.only : null;
     const interfaces = report.selection.use;
-    if (isRoot()) {
-      const { uid, gid } = unprivilegedIds(process.env);
+    if (ids) {
       const hooks = (await listHooks(opts.networkHookDir)) ?? [];
       if (report.broughtUp.length > 0 || hooks.length > 0 || !opts.connect) {
         // Root work remains (interfaces to take down, hooks to stop, routes
         // to add): keep it here, run the network part unprivileged.
         const { code, output } = await superviseWorker({
+          command: [process.execPath, ...process.execArgv, process.argv[1]!, ...process.argv.slice(2)],
           start: { type: "start", keys, zone, interfaces },
-          session,
-          uid,
-          gid,
+          addRoute: async (address, interfaceName) => {
+            const route = await session.addTemporaryRoute(address, interfaceName);
+            log.debug(`added a temporary route to ${route.address} on ${route.interfaceName}`);
+          },
+          ...ids,
           log,
           signal,
         });
@@ -84,8 +88,8 @@ async function runMain(opts: ClientOptions, log: Logger, signal: AbortSignal): P
         else output.fill(0);
         return code;
       }
-      dropPrivilegesForGood(uid, gid);
-      log.debug(`network part running as uid ${uid}, gid ${gid}`);
+      dropPrivilegesForGood(ids);
+      log.debug(`network part running as uid ${ids.uid}, gid ${ids.gid}`);
     }
     const password = await obtainPassword(opts, keys, {
       log,

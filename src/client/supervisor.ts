@@ -1,53 +1,85 @@
 // The root side of the client when privileged work remains: it runs the
-// network part as an unprivileged child, adds routes the child asks for
-// (validated by the network session), and cleans up whatever happens.
-import { fork } from "node:child_process";
-import { errorMessage, type Logger } from "../cli/log.js";
-import type { NetworkSession } from "./network/index.js";
-import { WORKER_ROLE_ENV, isMessage, type RouteReply, type RouteRequest, type StartMessage } from "./ipc.js";
+// network part as an unprivileged child, adds the routes the child asks
+// for (the network session decides which are allowed), and cleans up
+// whatever happens. All the child can send is bounded: its requests by
+// the protocol (src/protocol/privileged-requests.ts), its output (the
+// password) by MAX_WORKER_OUTPUT. A child that goes past a bound is killed
+// at once and nothing more of it is read; the run fails with one line
+// saying what the child did.
+import { spawn } from "node:child_process";
+import type { Duplex } from "node:stream";
+import type { Logger } from "../cli/log.js";
+import { serveRequests } from "../protocol/privileged-requests.js";
+import { WORKER_ROLE_ENV, type StartMessage } from "./ipc.js";
+
+/** More than any passphrase systemd accepts (as for the password agent's client). */
+export const MAX_WORKER_OUTPUT = 64 * 1024;
+
+/** The worker broke a bound and was stopped. */
+export class WorkerError extends Error {}
 
 export interface SupervisorSetup {
+  /** The worker's program and its arguments. */
+  command: string[];
   start: StartMessage;
-  session: NetworkSession;
+  /** Add a temporary route; rejects with a one-line reason when not allowed. */
+  addRoute(address: string, interfaceName: string): Promise<void>;
   uid: number;
   gid: number;
   log: Logger;
   signal: AbortSignal;
 }
 
-/** Run the worker; resolves with its exit code and whatever it printed (the password). */
+/** Run the worker; resolves with its exit code and what it printed (the password). */
 export function superviseWorker(s: SupervisorSetup): Promise<{ code: number; output: Buffer }> {
-  return new Promise((resolve) => {
-    const child = fork(process.argv[1]!, process.argv.slice(2), {
+  return new Promise((resolve, reject) => {
+    const [file, ...args] = s.command;
+    const child = spawn(file!, args, {
       uid: s.uid,
       gid: s.gid,
       env: { ...process.env, [WORKER_ROLE_ENV]: "worker" },
-      stdio: ["ignore", "pipe", "inherit", "ipc"],
-      serialization: "advanced",
+      stdio: ["ignore", "pipe", "inherit", "pipe"],
     });
     const chunks: Buffer[] = [];
-    child.stdout!.on("data", (d: Buffer) => chunks.push(d));
+    let length = 0;
+    const wipeOutput = () => {
+      for (const c of chunks) c.fill(0);
+      chunks.length = 0;
+    };
+    let broken: string | null = null;
+    const stopWorker = (reason: string) => {
+      if (broken !== null) return;
+      broken = reason;
+      child.kill("SIGKILL");
+      channel.close();
+      child.stdout!.destroy(); // a grandchild holding the pipe is not waited for either
+      wipeOutput();
+    };
+    const channel = serveRequests(
+      child.stdio[3] as Duplex,
+      { "add-route": (r) => s.addRoute(r.address, r.interface) },
+      stopWorker,
+    );
+    child.stdout!.on("data", (d: Buffer) => {
+      chunks.push(d);
+      length += d.length;
+      if (length > MAX_WORKER_OUTPUT) stopWorker(`printed more than ${MAX_WORKER_OUTPUT} bytes`);
+    });
     const onAbort = () => child.kill("SIGTERM");
     s.signal.addEventListener("abort", onAbort, { once: true });
-    child.on("message", (m: unknown) => {
-      if (!isMessage<RouteRequest>(m, "route")) return;
-      const reply = (error: string | null) => {
-        if (child.connected) child.send({ type: "route-result", id: m.id, error } satisfies RouteReply);
-      };
-      s.session.addTemporaryRoute(String(m.address), String(m.interfaceName)).then(
-        (route) => {
-          s.log.debug(`added a temporary route to ${route.address} on ${route.interfaceName}`);
-          reply(null);
-        },
-        (err: unknown) => reply(errorMessage(err)),
-      );
-    });
-    child.on("error", (err) => s.log.error(`network worker: ${err.message}`));
-    child.once("spawn", () => child.send(s.start));
+    let spawnError: Error | null = null;
+    child.on("error", (err) => (spawnError = err));
+    child.once("spawn", () => channel.send(s.start));
     child.on("close", (code, signal) => {
       s.signal.removeEventListener("abort", onAbort);
+      channel.close();
+      if (broken !== null) return reject(new WorkerError(`the network worker ${broken}; stopped it`));
+      if (spawnError) {
+        wipeOutput();
+        return reject(new WorkerError(`cannot start the network worker as uid ${s.uid}: ${spawnError.message}`));
+      }
       const output = Buffer.concat(chunks);
-      for (const c of chunks) c.fill(0);
+      wipeOutput();
       resolve({ code: code ?? (signal ? 128 : 1), output });
     });
   });

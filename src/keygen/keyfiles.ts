@@ -4,14 +4,13 @@
 // as FILE.~N~, the numbered backup Debian's keygen leaves (cp --backup).
 import { closeSync, existsSync, openSync, readdirSync, renameSync, writeSync, fsyncSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { KeyFileError } from "../sys/key-file.js";
 
 export const PUBKEY_FILE = "pubkey.txt";
 export const SECKEY_FILE = "seckey.txt";
 export const TLS_PUBKEY_FILE = "tls-pubkey.pem";
 export const TLS_PRIVKEY_FILE = "tls-privkey.pem";
 export const KEY_FILES = [SECKEY_FILE, PUBKEY_FILE, TLS_PRIVKEY_FILE, TLS_PUBKEY_FILE] as const;
-
-export class KeyFileError extends Error {}
 
 /** Key files that already exist in `dir`. */
 export function existingKeyFiles(dir: string): string[] {

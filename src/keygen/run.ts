@@ -9,8 +9,8 @@ import { encryptSecret, fingerprint, generateKeys, parseExpire, resolveKeySpecs 
 import { keyIdFromPem } from "../tls/keyid.js";
 import type { KeygenPlan, PasswordPlan } from "./options.js";
 import { generateTlsKey, resolveTlsKeyType } from "./tlskey.js";
+import { KeyFileError, readKeyFile } from "../sys/key-file.js";
 import {
-  KeyFileError,
   PUBKEY_FILE,
   SECKEY_FILE,
   TLS_PRIVKEY_FILE,
@@ -92,20 +92,11 @@ export async function makeKeys(plan: KeygenPlan, io: Io): Promise<void> {
   }
 }
 
-function readKeyFile(dir: string, name: string): Buffer {
-  const path = join(dir, name);
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? "error";
-    throw new KeyFileError(`cannot read ${path}: ${code}${code === "ENOENT" ? " (make keys first)" : ""}`);
-  }
-}
-
 export async function makePasswordSection(plan: PasswordPlan, io: Io): Promise<void> {
   checkDirectory(plan.dir, false);
-  const pubkey = readKeyFile(plan.dir, PUBKEY_FILE);
-  const seckey = readKeyFile(plan.dir, SECKEY_FILE);
+  const keyFile = (name: string) => readKeyFile(join(plan.dir, name), "key file", "make keys first");
+  const pubkey = keyFile(PUBKEY_FILE);
+  const seckey = keyFile(SECKEY_FILE);
   const fpr = await fingerprint(pubkey);
   let keyId: string | undefined;
   const tlsPath = join(plan.dir, TLS_PUBKEY_FILE);

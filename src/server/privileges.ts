@@ -1,9 +1,12 @@
 // Like Mandos, the server gives up root once its socket is bound: it runs,
 // and so do its checkers, as the first of _mandos, mandos or nobody that
 // exists (uid/gid 65534 otherwise). Unlike Mandos, root's supplementary
-// groups are dropped too. Not being root to begin with is not an error.
+// groups are dropped too, and the drop is verified (src/sys/privileges.ts):
+// a server started as root that cannot drop does not start. Not being root
+// to begin with is not an error, as for Mandos.
 import { readFileSync } from "node:fs";
 import type { Logger } from "../cli/log.js";
+import { PrivilegeError, dropPrivilegesTo, isRoot } from "../sys/privileges.js";
 
 const CANDIDATES: readonly [string, string][] = [
   ["_mandos", "_mandos"],
@@ -44,18 +47,19 @@ export function unprivilegedIdentity(passwd = "/etc/passwd", group = "/etc/group
   return { user: null, uid: 65534, gid: 65534 };
 }
 
-/** Switch to the unprivileged identity; warn (and go on) if not permitted. */
+/**
+ * Switch to the unprivileged identity. Only a process that was never root
+ * and could change nothing is let off with a warning; every other failure
+ * throws (see dropPrivilegesTo).
+ */
 export function dropPrivileges(log: Logger, who: Identity = unprivilegedIdentity()): void {
   const { uid, gid } = who;
   if (process.getuid?.() === uid && process.getgid?.() === gid) return;
   try {
-    if (process.getuid?.() === 0) process.setgroups?.([gid]);
-    process.setgid?.(gid);
-    process.setuid?.(uid);
+    dropPrivilegesTo(who);
     log.debug(`Did setuid/setgid to ${uid}:${gid}`);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== "EPERM") throw err;
+    if (!(err instanceof PrivilegeError && err.untouched) || isRoot()) throw err;
     log.warning(`Failed to setuid/setgid to ${uid}:${gid}: Operation not permitted`);
   }
 }

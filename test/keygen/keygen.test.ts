@@ -88,7 +88,7 @@ test("bad options and values are one-line errors with non-zero exit", async () =
     [["--dir", dir.path, "--tls-keytype", "gost12-256"], /unsupported TLS key type "gost12-256"/],
     [["--dir", dir.path, "--expire", "soon"], /--expire: not a gpg expiry time/],
     [["--dir", dir.path, "--name", ""], /Empty key name/],
-    [["--dir", dir.path, "--passfile", join(dir.path, "nope")], /cannot read .*pubkey.txt: ENOENT/],
+    [["--dir", dir.path, "--passfile", join(dir.path, "nope")], /cannot read key file .*pubkey\.txt: no such file \(make keys first\)/],
   ];
   for (const [args, pattern] of cases) assertOneLineError(await keygen(args), pattern);
   assert.deepEqual(readdirSync(dir.path), [], "nothing written on errors");
