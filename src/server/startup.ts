@@ -1,0 +1,102 @@
+// The server's start-up steps, in the order main() takes them (see
+// main.ts). Each does one thing and reports failure by throwing a one-line
+// error, so main() reads as the list of steps and each can be tested alone.
+import { renameSync } from "node:fs";
+import { join } from "node:path";
+import { errorMessage, makeLogger, type Level, type Logger } from "../cli/log.js";
+import { loadClientsConf, loadServerConf, overlayServerConfig, type ClientConfig, type ServerConfig } from "../config/index.js";
+import { syslogLogger } from "./daemon.js";
+import { startListener, type Listener } from "./listener.js";
+import { checkSettings, logLevel, type ServerArgs } from "./options.js";
+import { dropPrivileges } from "./privileges.js";
+import type { MandosServer } from "./server.js";
+import { StateFileError, readStateFile, restoreClients, type ConfiguredClient, type Restored, type StateFile } from "./state.js";
+
+/** mandos.conf under the command line; throws UsageError or ConfigError. */
+export function readSettings(args: ServerArgs): { settings: ServerConfig; level: Level } {
+  const settings = overlayServerConfig(loadServerConf(join(args.configdir, "mandos.conf")), args.overrides);
+  checkSettings(settings);
+  return { settings, level: logLevel(settings.debuglevel, settings.debug) };
+}
+
+/** Standard error in the foreground, syslog in the background, as Mandos. */
+export function openLog(settings: ServerConfig, level: Level, background: boolean): Logger {
+  const tag = settings.servicename === "Mandos" ? "Mandos" : `Mandos (${settings.servicename})`;
+  return background ? syslogLogger(level, tag) : makeLogger("mandos", { level });
+}
+
+function toConfigured(c: ClientConfig): ConfiguredClient {
+  return { ...c, keyId: c.keyId ?? "", fingerprint: c.fingerprint ?? "" };
+}
+
+/** clients.conf: its bad sections are logged and left out, as Mandos does. */
+export function readClients(configdir: string, log: Logger): ConfiguredClient[] {
+  const clientsConf = loadClientsConf(join(configdir, "clients.conf"));
+  for (const e of clientsConf.errors) log.error(e);
+  return clientsConf.clients.map(toConfigured);
+}
+
+/** Saved state, or null; a bad file is reported in one line and set aside. */
+function loadState(path: string, log: Logger): StateFile | null {
+  try {
+    const state = readStateFile(path);
+    if (state === null) log.warning(`Could not load persistent state: no file ${path}`);
+    return state;
+  } catch (err) {
+    const aside = `${path}.bad`;
+    let note = "";
+    try {
+      renameSync(path, aside);
+      note = ` (moved to ${aside})`;
+    } catch {
+      // Leave it; it will be overwritten by the next save.
+    }
+    log.error(`Ignoring saved state: ${err instanceof StateFileError ? err.message : errorMessage(err)}${note}`);
+    return null;
+  }
+}
+
+/** The clients as clients.conf and the saved state (unless --no-restore) make them. */
+export function restoreState(configured: readonly ConfiguredClient[], statePath: string, restore: boolean, log: Logger): Restored {
+  const saved = restore ? loadState(statePath, log) : null;
+  const restored = restoreClients(configured, saved, Date.now(), (l, m) => log[l](m));
+  for (const r of restored.records) {
+    log.debug(`Creating client ${JSON.stringify(r.name)}`);
+    log.debug(`  Key ID: ${r.keyId}`);
+    log.debug(`  Fingerprint: ${r.fingerprint}`);
+  }
+  return restored;
+}
+
+/**
+ * The listening socket systemd passed (mandos.socket), as sd_listen_fds()
+ * finds it: LISTEN_PID is us and LISTEN_FDS counts descriptors from 3.
+ * The variables are removed so checkers do not see them.
+ */
+export function activationSocket(env = process.env): number | null {
+  const pid = env.LISTEN_PID;
+  const fds = Number(env.LISTEN_FDS);
+  delete env.LISTEN_PID;
+  delete env.LISTEN_FDS;
+  delete env.LISTEN_FDNAMES;
+  return pid === String(process.pid) && fds >= 1 ? 3 : null;
+}
+
+/** The listening socket: the one passed in, or one bound as the settings say. */
+export function listen(settings: ServerConfig, socketFd: number | null, server: MandosServer, log: Logger): Promise<Listener> {
+  return startListener({
+    ...(settings.address !== null ? { address: settings.address } : {}),
+    ...(settings.port !== null ? { port: settings.port } : {}),
+    ...(settings.interface !== null ? { interfaceName: settings.interface } : {}),
+    ...(socketFd !== null ? { socketFd } : {}),
+    useIpv6: settings.useIpv6,
+    priority: settings.priority,
+    handler: server,
+    log,
+  });
+}
+
+/** Root is needed no more once the socket is bound. */
+export function giveUpRoot(log: Logger): void {
+  dropPrivileges(log);
+}
