@@ -5,6 +5,7 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { Message, sessionBus, type MessageBus, type Variant } from "dbus-next";
 import { BIN, ROOT, run, type RunResult } from "./index.js";
 
 export const DEBIAN_CTL = "/usr/sbin/mandos-ctl";
@@ -87,6 +88,27 @@ export function startBus(dir: string, policy = POLICY): PrivateBus {
       }
     },
   };
+}
+
+export const CLIENT_INTERFACE = "se.recompile.Mandos.Client";
+
+/** A dbus-next connection from the test process to the private bus. */
+export async function connectBus(bus: PrivateBus): Promise<MessageBus> {
+  const conn = sessionBus({ busAddress: bus.address });
+  await new Promise<void>((resolve, reject) => {
+    conn.once("connect", () => resolve());
+    conn.once("error", reject);
+  });
+  return conn;
+}
+
+/** Call a method of the server's objects; rejects with the D-Bus error (its `type` and `text`). */
+export function callServer(conn: MessageBus, path: string, iface: string, member: string, signature = "", body: unknown[] = []): Promise<Message | null> {
+  return conn.call(new Message({ destination: "se.recompile.Mandos", path, interface: iface, member, signature, body }));
+}
+
+export function setClientProperty(conn: MessageBus, path: string, property: string, value: Variant): Promise<Message | null> {
+  return callServer(conn, path, "org.freedesktop.DBus.Properties", "Set", "ssv", [CLIENT_INTERFACE, property, value]);
 }
 
 export interface ConfigOptions {
