@@ -73,7 +73,8 @@ function stopOnSignals(server: MandosServer, notify: Notifier, log: Logger): Run
     log.debug(`Server exiting (${why})`);
     notify("STOPPING=1");
     server.stop();
-    await server.flushed();
+    // A failed save was logged when it failed.
+    await server.flushed().catch(() => {});
     await running.announcement?.stop().catch(() => {});
     await running.listener?.close().catch(() => {});
     running.bus?.close();

@@ -1,18 +1,19 @@
 // State across restarts of the real server: kill -9 the moment a change
-// is acknowledged loses nothing; clients.conf changes win over saved ones;
-// a bad state file is reported in one line and the server starts from
-// clients.conf.
+// is acknowledged loses nothing; a change that could not be saved is not
+// acknowledged; clients.conf changes win over saved ones; a bad state file
+// is reported in one line and the server starts from clients.conf.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Variant } from "dbus-next";
+import { Variant, type MessageBus } from "dbus-next";
 import { requires, tempDir } from "../helpers/index.js";
 import {
   callServer,
   connectBus,
   ctl,
   fakeKeyId,
+  processUid,
   serverWritableDir,
   setClientProperty,
   startBus,
@@ -21,6 +22,7 @@ import {
   CLIENT_INTERFACE,
   DEBIAN_CTL,
   type PrivateBus,
+  type RunningServer,
 } from "../helpers/server.js";
 
 const skip = requires({ commands: ["dbus-daemon"], files: [DEBIAN_CTL] });
@@ -159,6 +161,48 @@ test("a corrupt state file: one-line error, start from clients.conf, bad file se
     // And a good state file was written again.
     assert.match(readFileSync(path, "utf8"), /"format": "mandos-ts state"/);
   } finally {
+    await server.stop();
+  }
+});
+
+/** A server of its own on a fresh state directory, and a bus connection to drive it. */
+async function freshServer(name: string): Promise<{ server: RunningServer; conn: MessageBus; state: string }> {
+  const state = serverWritableDir(join(dir.path, name));
+  return { server: await startServer({ configDir, stateDir: state, env: bus.env }), conn: await connectBus(bus), state };
+}
+
+test("a change that cannot be saved is answered with an error naming the file and errno, and is gone after a restart", { skip, timeout: 60_000 }, async () => {
+  let { server, conn, state } = await freshServer("state-unwritable");
+  try {
+    await setClientProperty(conn, "/clients/alpha", "Host", new Variant("s", "acknowledged.example"));
+    // The server runs unprivileged, so the directory's mode really stops it.
+    assert.notEqual(processUid(server.proc.pid!), 0);
+    chmodSync(state, 0o555);
+    const file = join(state, "clients.json");
+    const notSaved = (err: unknown) => {
+      const e = err as { type?: string; text?: string };
+      assert.equal(e.type, "org.freedesktop.DBus.Error.Failed");
+      assert.equal(e.text, `cannot save ${file}: EACCES (the change is in effect but not saved)`);
+      return true;
+    };
+    const disable = callServer(conn, "/clients/beta", CLIENT_INTERFACE, "Disable");
+    // A read sent meanwhile changes nothing and is answered.
+    const managed = callServer(conn, "/", "org.freedesktop.DBus.ObjectManager", "GetManagedObjects");
+    await assert.rejects(disable, notSaved);
+    await managed;
+    await assert.rejects(setClientProperty(conn, "/clients/alpha", "Host", new Variant("s", "unacknowledged.example")), notSaved);
+    await assert.rejects(callServer(conn, "/clients/beta", CLIENT_INTERFACE, "Enable"), notSaved, "still failing: not acknowledged either");
+    assert.equal((server.output().match(/Could not save persistent state/g) ?? []).length, 1, "logged once");
+    await server.kill9();
+
+    chmodSync(state, 0o755);
+    server = await startServer({ configDir, stateDir: state, env: bus.env });
+    const data = await json();
+    assert.equal(data.alpha!.Host, "acknowledged.example", "the acknowledged change is kept");
+    assert.equal(data.beta!.Enabled, true, "the refused Disable is not there");
+  } finally {
+    chmodSync(state, 0o755);
+    conn.disconnect();
     await server.stop();
   }
 });
