@@ -25,7 +25,9 @@ import {
   openLog,
   readClients,
   readSettings,
+  removeLeftovers,
   restoreState,
+  stateDirectoryProblem,
 } from "./startup.js";
 
 function usageError(msg: string): never {
@@ -98,6 +100,9 @@ async function serve(configdir: string, settings: ServerConfig, background: bool
   // Synchronously from the bind to start(): no connection is served before.
   if (background) writePidFile(log);
   giveUpRoot(log);
+  const problem = stateDirectoryProblem(settings.statedir);
+  if (problem !== null) throw new Error(problem);
+  removeLeftovers(statePath, log);
   server.start();
 
   if (settings.useDbus) running.bus = await joinBus(server, log);
@@ -135,6 +140,8 @@ async function main(): Promise<void> {
     await serve(args.configdir, settings, background, log);
   } catch (err) {
     log.error(errorMessage(err));
+    // The background's log is syslog: whoever started it must see why too.
+    if (background) process.stderr.write(`mandos: error: ${errorMessage(err)}\n`);
     process.exit(1);
   }
 }

@@ -1,7 +1,8 @@
 // The server's start-up steps, in the order main() takes them (see
 // main.ts). Each does one thing and reports failure by throwing a one-line
 // error, so main() reads as the list of steps and each can be tested alone.
-import { renameSync } from "node:fs";
+import { accessSync, constants, renameSync } from "node:fs";
+import { userInfo } from "node:os";
 import { join } from "node:path";
 import { errorMessage, makeLogger, type Level, type Logger } from "../cli/log.js";
 import { loadClientsConf, loadServerConf, overlayServerConfig, type ClientConfig, type ServerConfig } from "../config/index.js";
@@ -11,6 +12,7 @@ import { checkSettings, logLevel, type ServerArgs } from "./options.js";
 import { dropPrivileges } from "./privileges.js";
 import type { MandosServer } from "./server.js";
 import { StateFileError, readStateFile, restoreClients, type ConfiguredClient, type Restored, type StateFile } from "./state.js";
+import { removeStaleTemporaries } from "./state-writer.js";
 
 /** mandos.conf under the command line; throws UsageError or ConfigError. */
 export function readSettings(args: ServerArgs): { settings: ServerConfig; level: Level } {
@@ -99,4 +101,38 @@ export function listen(settings: ServerConfig, socketFd: number | null, server: 
 /** Root is needed no more once the socket is bound. */
 export function giveUpRoot(log: Logger): void {
   dropPrivileges(log);
+}
+
+/** The user this process runs as, for messages: "_mandos (uid 104)". */
+function currentUser(): string {
+  const uid = process.getuid?.() ?? -1;
+  try {
+    return `${userInfo().username} (uid ${uid})`;
+  } catch {
+    return `uid ${uid}`;
+  }
+}
+
+/**
+ * Whether the server, as the user it now runs as, can save its state:
+ * null if so, else one line naming the directory and the user. Without
+ * this, every save would fail and no change could be acknowledged.
+ */
+export function stateDirectoryProblem(dir: string, access: (path: string, mode: number) => void = accessSync): string | null {
+  try {
+    access(dir, constants.W_OK | constants.X_OK);
+    return null;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? errorMessage(err);
+    return `the state directory ${dir} is not writable by user ${currentUser()}: ${code}`;
+  }
+}
+
+/** Temporary files of saves cut short (kill -9 mid-write) go before the first save. */
+export function removeLeftovers(statePath: string, log: Logger): void {
+  try {
+    for (const name of removeStaleTemporaries(statePath)) log.info(`Removed ${name}, left by an interrupted save`);
+  } catch (err) {
+    log.warning(`Could not remove temporary files beside ${statePath}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
+  }
 }

@@ -5,12 +5,32 @@
 // `flushed()` settles once everything asked for so far is on disk, or fails
 // with the write that should have carried it: the D-Bus layer waits for it
 // before acknowledging a call, and answers an error when the save failed.
+import { readdirSync, unlinkSync } from "node:fs";
 import { open, rename, unlink } from "node:fs/promises";
 import { dirname, join, basename } from "node:path";
 
 /** The temporary file a write goes through: ".clients.json.PID.SEQ.tmp" beside the state file. */
 function temporaryPath(path: string, pid: number, seq: number): string {
   return join(dirname(path), `.${basename(path)}.${pid}.${seq}.tmp`);
+}
+
+function isTemporaryOf(path: string, name: string): boolean {
+  const prefix = `.${basename(path)}.`;
+  return name.startsWith(prefix) && /^\d+\.\d+\.tmp$/.test(name.slice(prefix.length));
+}
+
+/**
+ * Remove the temporary files a writer killed mid-save (kill -9, power loss)
+ * left beside `path`; returns their names. Call before any writer starts.
+ */
+export function removeStaleTemporaries(path: string): string[] {
+  const removed: string[] = [];
+  for (const name of readdirSync(dirname(path))) {
+    if (!isTemporaryOf(path, name)) continue;
+    unlinkSync(join(dirname(path), name));
+    removed.push(name);
+  }
+  return removed;
 }
 
 async function writeAtomic(path: string, text: string, seq: number): Promise<void> {

@@ -1,7 +1,8 @@
 // State across restarts of the real server: kill -9 the moment a change
 // is acknowledged loses nothing; a change that could not be saved is not
 // acknowledged; clients.conf changes win over saved ones; a bad state file
-// is reported in one line and the server starts from clients.conf.
+// is reported in one line and the server starts from clients.conf; what an
+// interrupted save left behind is removed at start.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -202,6 +203,28 @@ test("a change that cannot be saved is answered with an error naming the file an
     assert.equal(data.beta!.Enabled, true, "the refused Disable is not there");
   } finally {
     chmodSync(state, 0o755);
+    conn.disconnect();
+    await server.stop();
+  }
+});
+
+test("temporary files left by a save cut short are removed at start; the saved state is intact", { skip, timeout: 60_000 }, async () => {
+  let { server, conn, state } = await freshServer("state-leftovers");
+  try {
+    await setClientProperty(conn, "/clients/alpha", "Host", new Variant("s", "saved.example"));
+    await server.kill9();
+    // What a kill -9 between writing and renaming leaves, and a file that is not ours.
+    const leftover = join(state, ".clients.json.4242.7.tmp");
+    writeFileSync(leftover, '{"format": "mandos-ts state", "vers');
+    const unrelated = join(state, ".clients.json.backup.tmp");
+    writeFileSync(unrelated, "kept");
+
+    server = await startServer({ configDir, stateDir: state, env: bus.env });
+    assert.equal(existsSync(leftover), false, "the leftover is gone");
+    assert.equal(existsSync(unrelated), true, "files of other names are left alone");
+    assert.match(server.output(), /Removed \.clients\.json\.4242\.7\.tmp, left by an interrupted save/);
+    assert.equal((await json()).alpha!.Host, "saved.example");
+  } finally {
     conn.disconnect();
     await server.stop();
   }

@@ -1,10 +1,40 @@
-// The server's start-up steps (src/server/startup.ts), each on its own.
+// The server's start-up: its steps on their own, and as a real process run
+// as root, which refuses a state directory it could not save to once it has
+// given up root.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { tempDir } from "../helpers/index.js";
-import { writeConfig } from "../helpers/server.js";
+import { chmodSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { BIN, requires, run, tempDir } from "../helpers/index.js";
+import { oneClientConf, writeConfig } from "../helpers/server.js";
+import { unprivilegedIdentity } from "../../src/server/privileges.js";
 import { parseServerArgs } from "../../src/server/options.js";
-import { activationSocket, readSettings } from "../../src/server/startup.js";
+import { activationSocket, readSettings, stateDirectoryProblem } from "../../src/server/startup.js";
+
+const asRoot = requires({ root: true });
+
+test("a state directory the server's user cannot write: one line naming it and the user, exit 1", { skip: asRoot, timeout: 30_000 }, async () => {
+  using dir = tempDir();
+  chmodSync(dir.path, 0o755);
+  const configDir = writeConfig(join(dir.path, "conf"), { clients: oneClientConf("true"), port: 0 });
+  // Root's, 0700: the server can read it before it gives up root, not write it after.
+  const stateDir = join(dir.path, "state");
+  mkdirSync(stateDir, { mode: 0o700 });
+  const r = await run(process.execPath, [join(BIN, "mandos"), "--debug", "--no-dbus", "--configdir", configDir, "--statedir", stateDir], { timeoutMs: 15_000 });
+  const who = unprivilegedIdentity();
+  const errors = r.stderr.split("\n").filter((l) => / error: /.test(l));
+  assert.deepEqual(errors, [`mandos: error: the state directory ${stateDir} is not writable by user ${who.user} (uid ${who.uid}): EACCES`], r.stderr);
+  assert.equal(r.code, 1, r.stderr);
+  assert.doesNotMatch(r.stderr, /Now listening/);
+});
+
+test("state directory check: null when writable, else one line naming the directory, the user and the errno", () => {
+  assert.equal(stateDirectoryProblem("/x", () => {}), null);
+  const denied = stateDirectoryProblem("/var/lib/mandos", () => {
+    throw Object.assign(new Error("EACCES: permission denied"), { code: "EACCES" });
+  });
+  assert.match(denied!, /^the state directory \/var\/lib\/mandos is not writable by user \S+ \(uid \d+\): EACCES$/);
+});
 
 test("activationSocket: fd 3 only when systemd passed it to this process; the variables never reach checkers", () => {
   const env: NodeJS.ProcessEnv = { LISTEN_PID: String(process.pid), LISTEN_FDS: "1", LISTEN_FDNAMES: "mandos.socket" };
