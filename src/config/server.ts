@@ -30,7 +30,13 @@ export interface ServerConfig {
   statedir: string;
   foreground: boolean;
   zeroconf: boolean;
+  // Our own settings; Debian's server ignores unknown ones in mandos.conf.
+  /** Connections one source address may hold open at once. */
+  maxConnectionsPerAddress: number;
 }
+
+/** Connections the server holds open at once, from all addresses together. */
+export const MAX_CONNECTIONS = 4096;
 
 /** Mandos's priority when GnuTLS supports raw public keys (as Debian 12's does). */
 export const DEFAULT_PRIORITY = "SECURE128:!CTYPE-X.509:+CTYPE-RAWPK:!RSA:!VERS-ALL:+VERS-TLS1.3:%PROFILE_ULTRA";
@@ -51,6 +57,7 @@ export const SERVER_DEFAULTS: Readonly<Record<string, string>> = {
   statedir: "/var/lib/mandos",
   foreground: "False",
   zeroconf: "True",
+  max_connections_per_address: "64",
 };
 
 export function parseServerConf(text: string, fileName: string): ServerConfig {
@@ -94,6 +101,12 @@ export function parseServerConf(text: string, fileName: string): ServerConfig {
     }
     return n;
   };
+  // Our own numbers have no "unset" value: empty is a mistake too.
+  const count = (key: string, min: number, max: number): number => {
+    const what = `a number from ${min} to ${max}`;
+    if (rawValue(key) === "") problems.push(`${where(key)}: must be ${what}, not ""`);
+    return integer(key, min, max, what) ?? min;
+  };
   const optional = (key: string): string | null => (rawValue(key) === "" ? null : rawValue(key));
 
   const config: ServerConfig = {
@@ -111,6 +124,7 @@ export function parseServerConf(text: string, fileName: string): ServerConfig {
     statedir: rawValue("statedir"),
     foreground: boolean("foreground"),
     zeroconf: boolean("zeroconf"),
+    maxConnectionsPerAddress: count("max_connections_per_address", 1, MAX_CONNECTIONS),
   };
   if (problems.length > 0) {
     const more = problems.length > 1 ? ` (and ${problems.length - 1} more problems)` : "";

@@ -93,6 +93,7 @@ export function listen(settings: ServerConfig, socketFd: number | null, server: 
     ...(socketFd !== null ? { socketFd } : {}),
     useIpv6: settings.useIpv6,
     priority: settings.priority,
+    maxConnectionsPerAddress: settings.maxConnectionsPerAddress,
     handler: server,
     log,
   });
