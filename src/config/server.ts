@@ -31,6 +31,8 @@ export interface ServerConfig {
   foreground: boolean;
   zeroconf: boolean;
   // Our own settings; Debian's server ignores unknown ones in mandos.conf.
+  /** User name or number checkers run as, never the server's own user. */
+  checkerUser: string;
   /** Connections one source address may hold open at once. */
   maxConnectionsPerAddress: number;
 }
@@ -57,6 +59,7 @@ export const SERVER_DEFAULTS: Readonly<Record<string, string>> = {
   statedir: "/var/lib/mandos",
   foreground: "False",
   zeroconf: "True",
+  checker_user: "nobody",
   max_connections_per_address: "64",
 };
 
@@ -124,8 +127,10 @@ export function parseServerConf(text: string, fileName: string): ServerConfig {
     statedir: rawValue("statedir"),
     foreground: boolean("foreground"),
     zeroconf: boolean("zeroconf"),
+    checkerUser: rawValue("checker_user"),
     maxConnectionsPerAddress: count("max_connections_per_address", 1, MAX_CONNECTIONS),
   };
+  if (config.checkerUser === "") problems.push(`${where("checker_user")}: must name a user`);
   if (problems.length > 0) {
     const more = problems.length > 1 ? ` (and ${problems.length - 1} more problems)` : "";
     throw new ConfigError(problems[0]! + more);

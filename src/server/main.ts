@@ -7,7 +7,6 @@ import { join } from "node:path";
 import { UsageError, VERSION } from "../cli/args.js";
 import { errorMessage, type Level, type Logger } from "../cli/log.js";
 import { ConfigError, type ServerConfig } from "../config/index.js";
-import { CheckerRunner } from "./checker.js";
 import { isBackgroundChild, reportReady, runInBackground, writePidFile } from "./daemon.js";
 import type { Listener } from "./listener.js";
 import { systemdNotifier, type Notifier } from "./notify.js";
@@ -27,6 +26,7 @@ import {
   readSettings,
   removeLeftovers,
   restoreState,
+  startCheckers,
   stateDirectoryProblem,
 } from "./startup.js";
 
@@ -90,11 +90,12 @@ async function serve(configdir: string, settings: ServerConfig, background: bool
   const configured = readClients(configdir, log);
   const statePath = join(settings.statedir, STATE_FILE);
   const restored = restoreState(configured, statePath, settings.restore, log);
-  const checkers = new CheckerRunner({ showOutput: settings.debug, warn: (m) => log.warning(m) });
+  const { checkers, ready } = startCheckers(settings, configdir, log);
   const server = new MandosServer(configured, restored.records, restored.removed, { log, checkers, statePath, dbusPaths: settings.useDbus });
   const notify = systemdNotifier((m) => log.debug(m));
   const socketFd = settings.socket ?? activationSocket();
   const running = stopOnSignals(server, notify, log);
+  await ready;
 
   const listener = (running.listener = await listen(settings, socketFd, server, log));
   // Synchronously from the bind to start(): no connection is served before.

@@ -1,16 +1,18 @@
 // The server's start-up steps, in the order main() takes them (see
 // main.ts). Each does one thing and reports failure by throwing a one-line
 // error, so main() reads as the list of steps and each can be tested alone.
-import { accessSync, constants, renameSync } from "node:fs";
+import { accessSync, constants, readFileSync, renameSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import { errorMessage, makeLogger, type Level, type Logger } from "../cli/log.js";
 import { loadClientsConf, loadServerConf, overlayServerConfig, type ClientConfig, type ServerConfig } from "../config/index.js";
+import { CheckerRunner } from "./checker.js";
+import { CheckerLauncher, checkerIdentity } from "./checker-launcher.js";
 import { syslogLogger } from "./daemon.js";
 import { startListener, type Listener } from "./listener.js";
 import { checkSettings, logLevel, type ServerArgs } from "./options.js";
 import { dropPrivileges } from "./privileges.js";
-import type { MandosServer } from "./server.js";
+import type { Checkers, MandosServer } from "./server.js";
 import { StateFileError, readStateFile, restoreClients, type ConfiguredClient, type Restored, type StateFile } from "./state.js";
 import { removeStaleTemporaries } from "./state-writer.js";
 
@@ -70,6 +72,33 @@ export function restoreState(configured: readonly ConfiguredClient[], statePath:
   return restored;
 }
 
+export interface CheckerStart {
+  checkers: Checkers;
+  /** Settles once checkers can run as their user; rejects with a one-line reason. */
+  ready: Promise<void>;
+}
+
+/**
+ * Checkers as checker_user: through a launcher started now, while still
+ * root. Without root they can only run as the server's own user.
+ */
+export function startCheckers(settings: ServerConfig, configdir: string, log: Logger, passwd = "/etc/passwd"): CheckerStart {
+  let who;
+  try {
+    who = checkerIdentity(settings.checkerUser, readFileSync(passwd, "utf8"));
+  } catch (err) {
+    throw new Error(`${join(configdir, "mandos.conf")}: ${errorMessage(err)}`);
+  }
+  const showOutput = settings.debug;
+  const uid = process.getuid?.();
+  if (uid !== 0) {
+    if (uid !== who.uid) log.warning(`Checkers run as this server's user: only root can run them as ${who.user ?? `uid ${who.uid}`}`);
+    return { checkers: new CheckerRunner({ showOutput, warn: (m) => log.warning(m) }), ready: Promise.resolve() };
+  }
+  const launcher = CheckerLauncher.start({ who, showOutput, warn: (m) => log.warning(m), lost: (m) => log.error(m) });
+  return { checkers: launcher, ready: launcher.ready };
+}
+
 /**
  * The listening socket systemd passed (mandos.socket), as sd_listen_fds()
  * finds it: LISTEN_PID is us and LISTEN_FDS counts descriptors from 3.
@@ -99,7 +128,7 @@ export function listen(settings: ServerConfig, socketFd: number | null, server: 
   });
 }
 
-/** Root is needed no more once the socket is bound. */
+/** Root is needed no more once the socket is bound and the checker launcher started. */
 export function giveUpRoot(log: Logger): void {
   dropPrivileges(log);
 }
