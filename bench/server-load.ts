@@ -90,7 +90,9 @@ try {
   const who = unprivilegedIdentity();
   chownSync(ourDir, who.uid, who.gid);
   writeFileSync(join(ourDir, "clients.conf"), section);
-  writeFileSync(join(ourDir, "mandos.conf"), "[DEFAULT]\naddress = ::1\nport = 0\n");
+  // The whole fleet connects from ::1 here: lift the per-address cap (64 by
+  // default) to the global one, or the 1,000-connection level would measure refusals.
+  writeFileSync(join(ourDir, "mandos.conf"), "[DEFAULT]\naddress = ::1\nport = 0\nmax_connections_per_address = 4096\n");
   const ours = await startOurs(ourDir);
   const results = new Map<string, LoadResult>();
   try {

@@ -14,6 +14,7 @@ export {
   overlayServerConfig,
   SERVER_DEFAULTS,
   DEFAULT_PRIORITY,
+  MAX_CONNECTIONS,
   type ServerConfig,
 } from "./server.js";
 export { parseDuration, formatDuration, DurationError } from "./duration.js";

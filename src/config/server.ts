@@ -30,7 +30,15 @@ export interface ServerConfig {
   statedir: string;
   foreground: boolean;
   zeroconf: boolean;
+  // Our own settings; Debian's server ignores unknown ones in mandos.conf.
+  /** User name or number checkers run as, never the server's own user. */
+  checkerUser: string;
+  /** Connections one source address may hold open at once. */
+  maxConnectionsPerAddress: number;
 }
+
+/** Connections the server holds open at once, from all addresses together. */
+export const MAX_CONNECTIONS = 4096;
 
 /** Mandos's priority when GnuTLS supports raw public keys (as Debian 12's does). */
 export const DEFAULT_PRIORITY = "SECURE128:!CTYPE-X.509:+CTYPE-RAWPK:!RSA:!VERS-ALL:+VERS-TLS1.3:%PROFILE_ULTRA";
@@ -51,6 +59,8 @@ export const SERVER_DEFAULTS: Readonly<Record<string, string>> = {
   statedir: "/var/lib/mandos",
   foreground: "False",
   zeroconf: "True",
+  checker_user: "nobody",
+  max_connections_per_address: "64",
 };
 
 export function parseServerConf(text: string, fileName: string): ServerConfig {
@@ -94,6 +104,12 @@ export function parseServerConf(text: string, fileName: string): ServerConfig {
     }
     return n;
   };
+  // Our own numbers have no "unset" value: empty is a mistake too.
+  const count = (key: string, min: number, max: number): number => {
+    const what = `a number from ${min} to ${max}`;
+    if (rawValue(key) === "") problems.push(`${where(key)}: must be ${what}, not ""`);
+    return integer(key, min, max, what) ?? min;
+  };
   const optional = (key: string): string | null => (rawValue(key) === "" ? null : rawValue(key));
 
   const config: ServerConfig = {
@@ -111,7 +127,10 @@ export function parseServerConf(text: string, fileName: string): ServerConfig {
     statedir: rawValue("statedir"),
     foreground: boolean("foreground"),
     zeroconf: boolean("zeroconf"),
+    checkerUser: rawValue("checker_user"),
+    maxConnectionsPerAddress: count("max_connections_per_address", 1, MAX_CONNECTIONS),
   };
+  if (config.checkerUser === "") problems.push(`${where("checker_user")}: must name a user`);
   if (problems.length > 0) {
     const more = problems.length > 1 ? ` (and ${problems.length - 1} more problems)` : "";
     throw new ConfigError(problems[0]! + more);

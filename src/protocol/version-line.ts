@@ -28,8 +28,13 @@ export function parseVersionLine(line: string): number {
 export function readVersionLine(socket: Socket, timeoutMs: number): Promise<{ version: number; rest: Buffer }> {
   return new Promise((resolve, reject) => {
     let buffered = Buffer.alloc(0);
+    let finished = false;
+    let late: NodeJS.Immediate | undefined;
     const done = (err: Error | null, value?: { version: number; rest: Buffer }) => {
+      if (finished) return;
+      finished = true;
       clearTimeout(timer);
+      clearImmediate(late);
       socket.off("data", onData);
       socket.off("end", onEnd);
       socket.off("error", onError);
@@ -54,7 +59,11 @@ export function readVersionLine(socket: Socket, timeoutMs: number): Promise<{ ve
     };
     const onEnd = () => done(new ProtocolError("connection closed before the protocol line"));
     const onError = (err: Error) => done(new ProtocolError(`connection error: ${err.message}`));
-    const timer = setTimeout(() => done(new ProtocolError(`no protocol line within ${timeoutMs} ms`)), timeoutMs);
+    // Timers run before I/O in an event loop turn: on a busy server the line
+    // may be waiting unread. Judge only after the next round of reads.
+    const timer = setTimeout(() => {
+      late = setImmediate(() => done(new ProtocolError(`no protocol line within ${timeoutMs} ms`)));
+    }, timeoutMs);
     socket.on("data", onData);
     socket.on("end", onEnd);
     socket.on("error", onError);

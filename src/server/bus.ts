@@ -5,7 +5,7 @@
 import { NameFlag, RequestNameReply, systemBus, type MessageBus } from "dbus-next";
 import type { Logger } from "../cli/log.js";
 import { BUS_NAME, MandosDBus, OLD_BUS_NAME } from "./dbus-api.js";
-import { DBusService } from "./dbus-service.js";
+import { DBusService, DBUS_ERRORS, ServiceError } from "./dbus-service.js";
 import type { MandosServer } from "./server.js";
 
 export interface BusHandle {
@@ -28,6 +28,13 @@ function connected(bus: MessageBus, timeoutMs: number): Promise<void> {
   });
 }
 
+/** A change is acknowledged only once saved; a failed save is the caller's error (already logged once). */
+function durable(server: MandosServer): Promise<void> {
+  return server.flushed().catch((err: unknown) => {
+    throw new ServiceError(DBUS_ERRORS.failed, `${(err as Error).message} (the change is in effect but not saved)`);
+  });
+}
+
 export async function joinBus(server: MandosServer, log: Logger, timeoutMs = 10_000): Promise<BusHandle | null> {
   let bus: MessageBus;
   try {
@@ -44,7 +51,7 @@ export async function joinBus(server: MandosServer, log: Logger, timeoutMs = 10_
     server.detachDBus();
     log.error(`D-Bus connection lost: ${(err as Error)?.message ?? String(err)}`);
   });
-  const service = new DBusService(bus, (msg) => log.warning(msg), () => server.flushed());
+  const service = new DBusService(bus, (msg) => log.warning(msg), () => durable(server));
   const dbus = new MandosDBus(service, server);
   try {
     const reply = await bus.requestName(BUS_NAME, NameFlag.DO_NOT_QUEUE);

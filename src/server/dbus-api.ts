@@ -204,6 +204,7 @@ export class MandosDBus {
       methods: {
         GetManagedObjects: {
           out: [{ name: "objpath_interfaces_and_properties", type: "a{oa{sa{sv}}}" }],
+          readOnly: true,
           call: () => {
             const out: Record<string, Record<string, Record<string, Variant>>> = {};
             for (const c of this.control.clients()) out[c.objectPath] = this.interfacesAndProperties(c);
@@ -236,11 +237,13 @@ export class MandosDBus {
         GetAllClients: {
           out: [{ type: "ao" }],
           annotations: DEPRECATED,
+          readOnly: true,
           call: () => [...this.control.clients()].map((c) => c.objectPath),
         },
         GetAllClientsWithProperties: {
           out: [{ type: "a{oa{sv}}" }],
           annotations: DEPRECATED,
+          readOnly: true,
           call: () => {
             const out: Record<string, Record<string, Variant>> = {};
             for (const c of this.control.clients()) out[c.objectPath] = this.properties(c);

@@ -32,6 +32,8 @@ export interface MethodSpec {
   out?: ArgSpec[];
   /** Returns the single out value, or an array for several. */
   call: (...args: unknown[]) => unknown;
+  /** Changes nothing: answered at once, without waiting for the state to be saved. */
+  readOnly?: boolean;
   annotations?: Record<string, string>;
 }
 
@@ -207,6 +209,9 @@ const PROPERTIES_XML = `  <interface name="${PROPERTIES}">
 
 export type ServiceLog = (msg: string) => void;
 
+/** Answer a call; unless told not to, only once what it changed is on disk. */
+type Reply = (signature: string, body: unknown[], waitForDisk?: boolean) => void;
+
 export class DBusService {
   private objects = new Map<string, ExportedObject>();
   private readonly handler: (msg: MessageT) => boolean;
@@ -214,7 +219,10 @@ export class DBusService {
   constructor(
     readonly bus: MessageBus,
     private readonly onError: ServiceLog = () => {},
-    /** Resolves when what the call changed is durable: a reply is an acknowledgement. */
+    /**
+     * Resolves when what the call changed is durable: a reply is an
+     * acknowledgement. A rejection (a ServiceError) is the caller's answer instead.
+     */
     private readonly durable: () => Promise<void> = () => Promise.resolve(),
   ) {
     this.handler = (msg) => this.handle(msg);
@@ -279,16 +287,18 @@ export class DBusService {
     if (msg.type !== METHOD_CALL) return false;
     // Peer.Ping and GetMachineId: dbus-next answers those.
     if (msg.interface === PEER) return false;
-    const reply = (signature: string, body: unknown[]) => {
+    const reply: Reply = (signature, body, waitForDisk = true) => {
       if (msg.flags & NO_REPLY_EXPECTED) return;
-      void this.durable().then(() => {
+      const send = () => {
         try {
           this.bus.send(Message.newMethodReturn(msg, signature, body));
         } catch (err) {
           this.onError(`could not send D-Bus reply to ${msg.member}: ${(err as Error).message}`);
           this.sendError(msg, E.failed, "internal error building the reply");
         }
-      });
+      };
+      if (!waitForDisk) return send();
+      void this.durable().then(send, (err: unknown) => this.fail(msg, err));
     };
     try {
       const result = this.dispatch(msg, reply);
@@ -317,14 +327,14 @@ export class DBusService {
     }
   }
 
-  private dispatch(msg: MessageT, reply: (sig: string, body: unknown[]) => void): void | Promise<void> {
+  private dispatch(msg: MessageT, reply: Reply): void | Promise<void> {
     const { path, member } = msg;
     const ifaceName = msg.interface;
     const signature = msg.signature ?? "";
     const body = msg.body ?? [];
     if (ifaceName === INTROSPECTABLE || (!ifaceName && member === "Introspect")) {
       if (member !== "Introspect" || signature !== "") throw new ServiceError(E.unknownMethod, `no method ${member}(${signature})`);
-      return reply("s", [this.introspect(path)]);
+      return reply("s", [this.introspect(path)], false);
     }
     const obj = this.objects.get(path);
     if (!obj) throw new ServiceError(E.unknownObject, `no object at ${path}`);
@@ -341,7 +351,7 @@ export class DBusService {
       const outSig = (m.out ?? []).map((a) => a.type).join("");
       const send = (value: unknown) => {
         const n = (m.out ?? []).length;
-        reply(outSig, n === 0 ? [] : n === 1 ? [value] : (value as unknown[]));
+        reply(outSig, n === 0 ? [] : n === 1 ? [value] : (value as unknown[]), !m.readOnly);
       };
       const result = m.call(...body);
       if (result instanceof Promise) return result.then(send);
@@ -358,7 +368,7 @@ export class DBusService {
     member: string,
     signature: string,
     body: unknown[],
-    reply: (sig: string, body: unknown[]) => void,
+    reply: Reply,
   ): void | Promise<void> {
     const find = (ifaceName: string, prop: string): PropertySpec => {
       const candidates = obj.interfaces.filter((i) => ifaceName === "" || i.name === ifaceName);
@@ -373,14 +383,14 @@ export class DBusService {
       const [ifaceName, prop] = body as [string, string];
       const p = find(ifaceName, prop);
       if (p.access === "write" || !p.get) throw new ServiceError(E.accessDenied, `property ${prop} is write-only`);
-      return reply("v", [new Variant(p.type, p.get())]);
+      return reply("v", [new Variant(p.type, p.get())], false);
     }
     if (member === "GetAll" && signature === "s") {
       const [ifaceName] = body as [string];
       if (ifaceName !== "" && !obj.interfaces.some((i) => i.name === ifaceName)) {
         throw new ServiceError(E.unknownInterface, `no interface ${ifaceName} at ${obj.path}`);
       }
-      return reply("a{sv}", [this.getAll(obj, ifaceName)]);
+      return reply("a{sv}", [this.getAll(obj, ifaceName)], false);
     }
     if (member === "Set" && signature === "ssv") {
       const [ifaceName, prop, variant] = body as [string, string, { signature: string; value: unknown }];

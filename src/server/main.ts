@@ -2,94 +2,52 @@
 // Start-up order follows Mandos: settings (command line over mandos.conf),
 // clients.conf, saved state, the listening socket, then drop root, then
 // D-Bus and Zeroconf; systemd is told READY=1 when all of that is done.
+// The steps live in startup.ts; this file puts them in order.
 import { join } from "node:path";
-import { renameSync } from "node:fs";
 import { UsageError, VERSION } from "../cli/args.js";
-import { makeLogger, errorMessage, type Logger } from "../cli/log.js";
-import { loadClientsConf, loadServerConf, overlayServerConfig, ConfigError, type ClientConfig, type ServerConfig } from "../config/index.js";
-import { CheckerRunner } from "./checker.js";
-import { isBackgroundChild, reportReady, runInBackground, syslogLogger, writePidFile } from "./daemon.js";
-import { startListener, type Listener } from "./listener.js";
-import { dropPrivileges } from "./privileges.js";
-import { systemdNotifier } from "./notify.js";
-import { USAGE, checkSettings, logLevel, parseServerArgs } from "./options.js";
+import { errorMessage, type Level, type Logger } from "../cli/log.js";
+import { ConfigError, type ServerConfig } from "../config/index.js";
+import { isBackgroundChild, reportReady, runInBackground, writePidFile } from "./daemon.js";
+import type { Listener } from "./listener.js";
+import { systemdNotifier, type Notifier } from "./notify.js";
+import { USAGE, parseServerArgs, type ServerArgs } from "./options.js";
 import { MandosServer } from "./server.js";
-import { STATE_FILE, StateFileError, readStateFile, restoreClients, type ConfiguredClient, type StateFile } from "./state.js";
+import { STATE_FILE } from "./state.js";
 import { joinBus, type BusHandle } from "./bus.js";
 import { selfTest } from "./selftest.js";
 import { protectMemory } from "../sys/no-core.js";
 import { startZeroconf, type Announcement } from "./zeroconf.js";
+import {
+  activationSocket,
+  giveUpRoot,
+  listen,
+  openLog,
+  readClients,
+  readSettings,
+  removeLeftovers,
+  restoreState,
+  startCheckers,
+  stateDirectoryProblem,
+} from "./startup.js";
 
 function usageError(msg: string): never {
   process.stderr.write(`${USAGE.split("\n")[0]}\nmandos: error: ${msg}\n`);
   process.exit(2);
 }
 
-export function toConfigured(c: ClientConfig): ConfiguredClient {
-  return { ...c, keyId: c.keyId ?? "", fingerprint: c.fingerprint ?? "" };
-}
-
-/** Saved state, or null; a bad file is reported in one line and set aside. */
-function loadState(path: string, log: Logger): StateFile | null {
+function commandLine(argv: readonly string[]): ServerArgs {
   try {
-    const state = readStateFile(path);
-    if (state === null) log.warning(`Could not load persistent state: no file ${path}`);
-    return state;
-  } catch (err) {
-    const aside = `${path}.bad`;
-    let note = "";
-    try {
-      renameSync(path, aside);
-      note = ` (moved to ${aside})`;
-    } catch {
-      // Leave it; it will be overwritten by the next save.
-    }
-    log.error(`Ignoring saved state: ${err instanceof StateFileError ? err.message : errorMessage(err)}${note}`);
-    return null;
-  }
-}
-
-/**
- * The listening socket systemd passed (mandos.socket), as sd_listen_fds()
- * finds it: LISTEN_PID is us and LISTEN_FDS counts descriptors from 3.
- * The variables are removed so checkers do not see them.
- */
-function activationSocket(env = process.env): number | null {
-  const pid = env.LISTEN_PID;
-  const fds = Number(env.LISTEN_FDS);
-  delete env.LISTEN_PID;
-  delete env.LISTEN_FDS;
-  delete env.LISTEN_FDNAMES;
-  return pid === String(process.pid) && fds >= 1 ? 3 : null;
-}
-
-async function main(): Promise<void> {
-  let args;
-  try {
-    args = parseServerArgs(process.argv.slice(2));
+    return parseServerArgs(argv);
   } catch (err) {
     if (err instanceof UsageError) usageError(err.message);
     throw err;
   }
-  if (args.help) {
-    process.stdout.write(USAGE + "\n");
-    return;
-  }
-  if (args.version) {
-    process.stdout.write(`mandos ${VERSION}\n`);
-    return;
-  }
-  // Client secrets are about to be read: keep them out of core files.
-  protectMemory();
-  if (args.check) {
-    process.exitCode = selfTest() ? 0 : 1;
-    return;
-  }
+}
 
-  let settings: ServerConfig;
+/** Settings, or exit: 2 for a usage mistake, 1 for a bad mandos.conf. */
+function settingsOrExit(args: ServerArgs): { settings: ServerConfig; level: Level } {
   try {
-    settings = overlayServerConfig(loadServerConf(join(args.configdir, "mandos.conf")), args.overrides);
-    checkSettings(settings);
+    return readSettings(args);
   } catch (err) {
     if (err instanceof UsageError) usageError(err.message);
     if (err instanceof ConfigError) {
@@ -98,97 +56,95 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  let level;
-  try {
-    level = logLevel(settings.debuglevel, settings.debug);
-  } catch (err) {
-    usageError((err as Error).message);
-  }
+}
 
-  const background = isBackgroundChild();
-  if (!settings.foreground && !background) return runInBackground();
-  const tag = settings.servicename === "Mandos" ? "Mandos" : `Mandos (${settings.servicename})`;
-  const log: Logger = background ? syslogLogger(level, tag) : makeLogger("mandos", { level });
+/** What is running, for a stop that may come at any point of start-up. */
+interface Running {
+  listener: Listener | null;
+  bus: BusHandle | null;
+  announcement: Announcement | null;
+  stopping: boolean;
+}
 
-  const clientsConf = loadClientsConf(join(args.configdir, "clients.conf"));
-  for (const e of clientsConf.errors) log.error(e);
-  const configured = clientsConf.clients.map(toConfigured);
-
-  const statePath = join(settings.statedir, STATE_FILE);
-  const saved = settings.restore ? loadState(statePath, log) : null;
-  const restored = restoreClients(configured, saved, Date.now(), (l, m) => log[l](m));
-  for (const r of restored.records) {
-    log.debug(`Creating client ${JSON.stringify(r.name)}`);
-    log.debug(`  Key ID: ${r.keyId}`);
-    log.debug(`  Fingerprint: ${r.fingerprint}`);
-  }
-
-  const checkers = new CheckerRunner({ showOutput: settings.debug, warn: (m) => log.warning(m) });
-  const server = new MandosServer(configured, restored.records, restored.removed, {
-    log,
-    checkers,
-    statePath,
-    dbusPaths: settings.useDbus,
-  });
-
-  const notify = systemdNotifier((m) => log.debug(m));
-  const socketFd = settings.socket ?? activationSocket();
-  // From here on a signal stops the server cleanly, even mid-start-up.
-  let listener: Listener | null = null;
-  let bus: BusHandle | null = null;
-  let announcement: Announcement | null = null;
-  let stopping = false;
+/** From here on a signal stops the server cleanly, even mid-start-up. */
+function stopOnSignals(server: MandosServer, notify: Notifier, log: Logger): Running {
+  const running: Running = { listener: null, bus: null, announcement: null, stopping: false };
   const shutdown = async (why: string) => {
-    if (stopping) return;
-    stopping = true;
+    if (running.stopping) return;
+    running.stopping = true;
     log.debug(`Server exiting (${why})`);
     notify("STOPPING=1");
     server.stop();
-    await server.flushed();
-    await announcement?.stop().catch(() => {});
-    await listener?.close().catch(() => {});
-    bus?.close();
+    // A failed save was logged when it failed.
+    await server.flushed().catch(() => {});
+    await running.announcement?.stop().catch(() => {});
+    await running.listener?.close().catch(() => {});
+    running.bus?.close();
     process.exit(0);
   };
   for (const sig of ["SIGTERM", "SIGHUP", "SIGINT"] as const) process.on(sig, () => void shutdown(sig));
+  return running;
+}
 
-  let serving: Listener;
-  try {
-    serving = listener = await startListener({
-      ...(settings.address !== null ? { address: settings.address } : {}),
-      ...(settings.port !== null ? { port: settings.port } : {}),
-      ...(settings.interface !== null ? { interfaceName: settings.interface } : {}),
-      ...(socketFd !== null ? { socketFd } : {}),
-      useIpv6: settings.useIpv6,
-      priority: settings.priority,
-      handler: server,
-      log,
-    });
-  } catch (err) {
-    log.error(errorMessage(err));
-    process.exit(1);
-  }
-  // Synchronously after the bind: no connection is served before this.
+async function serve(configdir: string, settings: ServerConfig, background: boolean, log: Logger): Promise<void> {
+  const configured = readClients(configdir, log);
+  const statePath = join(settings.statedir, STATE_FILE);
+  const restored = restoreState(configured, statePath, settings.restore, log);
+  const { checkers, ready } = startCheckers(settings, configdir, log);
+  const server = new MandosServer(configured, restored.records, restored.removed, { log, checkers, statePath, dbusPaths: settings.useDbus });
+  const notify = systemdNotifier((m) => log.debug(m));
+  const socketFd = settings.socket ?? activationSocket();
+  const running = stopOnSignals(server, notify, log);
+  await ready;
+
+  const listener = (running.listener = await listen(settings, socketFd, server, log));
+  // Synchronously from the bind to start(): no connection is served before.
   if (background) writePidFile(log);
-  dropPrivileges(log);
+  giveUpRoot(log);
+  const problem = stateDirectoryProblem(settings.statedir);
+  if (problem !== null) throw new Error(problem);
+  removeLeftovers(statePath, log);
   server.start();
 
-  if (settings.useDbus) bus = await joinBus(server, log);
-  if (stopping) return;
-
+  if (settings.useDbus) running.bus = await joinBus(server, log);
+  if (running.stopping) return;
   if (settings.zeroconf) {
-    announcement = await startZeroconf({
+    running.announcement = await startZeroconf({
       name: settings.servicename,
-      port: serving.port,
+      port: listener.port,
       ...(settings.interface !== null ? { interfaceName: settings.interface } : {}),
       useIpv6: settings.useIpv6,
       log,
     });
   }
 
-  log.info(`Now listening on address ${JSON.stringify(settings.address ?? (settings.useIpv6 ? "::" : "0.0.0.0"))}, port ${serving.port}`);
-  notify(`READY=1\nSTATUS=Serving ${server.clients().length} clients on port ${serving.port}\nMAINPID=${process.pid}`);
+  log.info(`Now listening on address ${JSON.stringify(settings.address ?? (settings.useIpv6 ? "::" : "0.0.0.0"))}, port ${listener.port}`);
+  notify(`READY=1\nSTATUS=Serving ${server.clients().length} clients on port ${listener.port}\nMAINPID=${process.pid}`);
   if (background) reportReady();
+}
+
+async function main(): Promise<void> {
+  const args = commandLine(process.argv.slice(2));
+  if (args.help) return void process.stdout.write(USAGE + "\n");
+  if (args.version) return void process.stdout.write(`mandos ${VERSION}\n`);
+  // Client secrets are about to be read: keep them out of core files.
+  protectMemory();
+  if (args.check) {
+    process.exitCode = selfTest() ? 0 : 1;
+    return;
+  }
+  const { settings, level } = settingsOrExit(args);
+  const background = isBackgroundChild();
+  if (!settings.foreground && !background) return runInBackground();
+  const log = openLog(settings, level, background);
+  try {
+    await serve(args.configdir, settings, background, log);
+  } catch (err) {
+    log.error(errorMessage(err));
+    // The background's log is syslog: whoever started it must see why too.
+    if (background) process.stderr.write(`mandos: error: ${errorMessage(err)}\n`);
+    process.exit(1);
+  }
 }
 
 main().catch((err: unknown) => {

@@ -7,7 +7,7 @@ import { ClientModel, type CheckerResult, type ClientRecord, type Effect } from 
 import { clientObjectPath, clientProperties, type ClientControl, type MandosDBus, type ServerControl, type TypedValue } from "./dbus-api.js";
 import type { SecretGrant, SecretRequest, SecretRequestHandler } from "./connection.js";
 import { buildStateFile, serializeState, type ConfiguredClient } from "./state.js";
-import { StateWriter } from "./state-writer.js";
+import { StateWriter, type StateSaveError } from "./state-writer.js";
 
 /** SHA-256 of nothing: a peer without a key; never matches a client. */
 const EMPTY_KEY_ID = "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855";
@@ -293,7 +293,7 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
     this.writer?.request();
   }
 
-  /** Resolves when every change so far is on disk. */
+  /** Resolves when every change so far is on disk; rejects with a StateSaveError when that failed. */
   flushed(): Promise<void> {
     return this.writer?.flushed() ?? Promise.resolve();
   }
@@ -303,12 +303,12 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
     return serializeState(buildStateFile(this.configured, live, this.removed));
   }
 
-  private reportSave(err: unknown | null): void {
+  private reportSave(err: StateSaveError | null): void {
     if (err === null) {
       this.lastSaveError = null;
       return;
     }
-    const msg = `Could not save persistent state to ${this.opts.statePath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+    const msg = `Could not save persistent state: ${err.message}`;
     // Once per kind of failure, not on every change.
     if (msg !== this.lastSaveError) this.log.warning(msg);
     this.lastSaveError = msg;

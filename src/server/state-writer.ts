@@ -2,13 +2,39 @@
 // arrive while one is being written are folded into the next write, which is
 // asynchronous, so a reboot storm of a thousand clients costs a handful of
 // fsyncs instead of a thousand serialised ones blocking the event loop.
-// `flushed()` resolves once everything asked for so far is on disk: the
-// D-Bus layer waits for it before acknowledging a call.
+// `flushed()` settles once everything asked for so far is on disk, or fails
+// with the write that should have carried it: the D-Bus layer waits for it
+// before acknowledging a call, and answers an error when the save failed.
+import { readdirSync, unlinkSync } from "node:fs";
 import { open, rename, unlink } from "node:fs/promises";
 import { dirname, join, basename } from "node:path";
 
+/** The temporary file a write goes through: ".clients.json.PID.SEQ.tmp" beside the state file. */
+function temporaryPath(path: string, pid: number, seq: number): string {
+  return join(dirname(path), `.${basename(path)}.${pid}.${seq}.tmp`);
+}
+
+function isTemporaryOf(path: string, name: string): boolean {
+  const prefix = `.${basename(path)}.`;
+  return name.startsWith(prefix) && /^\d+\.\d+\.tmp$/.test(name.slice(prefix.length));
+}
+
+/**
+ * Remove the temporary files a writer killed mid-save (kill -9, power loss)
+ * left beside `path`; returns their names. Call before any writer starts.
+ */
+export function removeStaleTemporaries(path: string): string[] {
+  const removed: string[] = [];
+  for (const name of readdirSync(dirname(path))) {
+    if (!isTemporaryOf(path, name)) continue;
+    unlinkSync(join(dirname(path), name));
+    removed.push(name);
+  }
+  return removed;
+}
+
 async function writeAtomic(path: string, text: string, seq: number): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${seq}.tmp`);
+  const tmp = temporaryPath(path, process.pid, seq);
   const file = await open(tmp, "w", 0o600);
   try {
     await file.writeFile(text);
@@ -29,19 +55,35 @@ async function writeAtomic(path: string, text: string, seq: number): Promise<voi
   }
 }
 
+/** A save that failed: names the state file and the errno, never the contents. */
+export class StateSaveError extends Error {
+  override name = "StateSaveError";
+  constructor(
+    readonly path: string,
+    override readonly cause: unknown,
+  ) {
+    super(`cannot save ${path}: ${(cause as NodeJS.ErrnoException)?.code ?? (cause as Error)?.message ?? String(cause)}`);
+  }
+}
+
+interface Waiter {
+  resolve(): void;
+  reject(err: StateSaveError): void;
+}
+
 export class StateWriter {
   private dirty = false;
   private running = false;
   private lastWritten: string | null = null;
   private seq = 0;
-  /** Resolved when the write now in progress (or the next, if none) ends. */
-  private waitingForNext: (() => void)[] = [];
-  private waitingForCurrent: (() => void)[] = [];
+  /** Settled when the write now in progress (or the next, if none) ends. */
+  private waitingForNext: Waiter[] = [];
+  private waitingForCurrent: Waiter[] = [];
 
   constructor(
     private readonly path: string,
     private readonly snapshot: () => string,
-    private readonly report: (err: unknown | null) => void,
+    private readonly report: (err: StateSaveError | null) => void,
   ) {}
 
   /** Something changed: write it soon. */
@@ -53,10 +95,13 @@ export class StateWriter {
     }
   }
 
-  /** Resolves when every change requested so far is durable (or failed and was reported). */
+  /**
+   * Resolves when every change requested so far is durable; rejects with a
+   * StateSaveError when the write that was to carry them failed.
+   */
   flushed(): Promise<void> {
-    if (this.dirty) return new Promise((r) => this.waitingForNext.push(r));
-    if (this.running) return new Promise((r) => this.waitingForCurrent.push(r));
+    if (this.dirty) return new Promise((resolve, reject) => this.waitingForNext.push({ resolve, reject }));
+    if (this.running) return new Promise((resolve, reject) => this.waitingForCurrent.push({ resolve, reject }));
     return Promise.resolve();
   }
 
@@ -66,16 +111,21 @@ export class StateWriter {
       this.waitingForCurrent = this.waitingForNext;
       this.waitingForNext = [];
       const text = this.snapshot();
+      let failure: StateSaveError | null = null;
+      // Unchanged since the last successful write: already on disk.
       if (text !== this.lastWritten) {
         try {
           await writeAtomic(this.path, text, this.seq++);
           this.lastWritten = text;
-          this.report(null);
         } catch (err) {
-          this.report(err);
+          failure = new StateSaveError(this.path, err);
         }
+        this.report(failure);
       }
-      for (const done of this.waitingForCurrent) done();
+      for (const w of this.waitingForCurrent) {
+        if (failure) w.reject(failure);
+        else w.resolve();
+      }
       this.waitingForCurrent = [];
     }
     this.running = false;

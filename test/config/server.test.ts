@@ -31,6 +31,8 @@ const DEFAULTS: ServerConfig = {
   statedir: "/var/lib/mandos",
   foreground: false,
   zeroconf: true,
+  checkerUser: "nobody",
+  maxConnectionsPerAddress: 64,
 };
 
 test("Mandos's defaults, from an empty file", () => {
@@ -61,6 +63,8 @@ test("the man page's example with every option", () => {
     "foreground = yes",
     "zeroconf = off",
     "debuglevel = WARNING",
+    "checker_user = mandos-checker",
+    "max_connections_per_address = 16",
   ].join("\n");
   assert.deepEqual(parseServerConf(text, "mandos.conf"), {
     interface: "enp1s0",
@@ -77,6 +81,8 @@ test("the man page's example with every option", () => {
     statedir: "/var/lib/mandos",
     foreground: true,
     zeroconf: false,
+    checkerUser: "mandos-checker",
+    maxConnectionsPerAddress: 16,
   } satisfies ServerConfig);
 });
 
@@ -111,6 +117,9 @@ test("bad values throw a one-line ConfigError naming file, line and key", () => 
     ["port = 1\n[DEFAULT]", "m.conf:1: text before the first section header (the file must start with a line like [DEFAULT])"],
     ["[DEFAULT]\nport = 1\nport = 2", "m.conf:3: [DEFAULT] port: set again (first at line 2)"],
     ["[DEFAULT]\n[x]\ngarbage", 'm.conf:3: [x]: not a section header, comment or "key = value" line'],
+    ["[DEFAULT]\nmax_connections_per_address = 0", 'm.conf:2: [DEFAULT] max_connections_per_address: must be a number from 1 to 4096, not "0"'],
+    ["[DEFAULT]\nmax_connections_per_address =", 'm.conf:2: [DEFAULT] max_connections_per_address: must be a number from 1 to 4096, not ""'],
+    ["[DEFAULT]\nchecker_user =", "m.conf:2: [DEFAULT] checker_user: must name a user"],
     ["[DEFAULT]\ndebug = x\nzeroconf = y", 'm.conf:2: [DEFAULT] debug: not a boolean: "x" (use 1/yes/true/on or 0/no/false/off) (and 1 more problems)'],
   ];
   for (const [text, message] of cases) {

@@ -3,8 +3,10 @@
 // server (or Debian's) started on loopback without Zeroconf, and both
 // mandos-ctl programs pointed at that bus.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, writeFileSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, chownSync, mkdirSync, statSync, writeFileSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { Message, sessionBus, type MessageBus, type Variant } from "dbus-next";
 import { BIN, ROOT, run, type RunResult } from "./index.js";
 
 export const DEBIAN_CTL = "/usr/sbin/mandos-ctl";
@@ -21,9 +23,17 @@ export function mandosIds(): { uid: number; gid: number } | null {
   return { uid: Number(r.stdout.trim()), gid: Number(g.stdout.trim()) };
 }
 
-/** A directory the unprivileged server may write (and others may traverse). */
+/**
+ * A directory the unprivileged server may write (and others may traverse),
+ * as the server checks at start: the test directories above it, private
+ * by default, are opened for traversal too.
+ */
 export function serverWritableDir(path: string): string {
   mkdirSync(path, { recursive: true });
+  const tmp = resolve(tmpdir());
+  for (let dir = dirname(resolve(path)); dir.startsWith(`${tmp}/`); dir = dirname(dir)) {
+    chmodSync(dir, (statSync(dir).mode & 0o7777) | 0o011);
+  }
   chmodSync(path, 0o755);
   const ids = mandosIds();
   if (ids && process.getuid?.() === 0) chownSync(path, ids.uid, ids.gid);
@@ -87,6 +97,32 @@ export function startBus(dir: string, policy = POLICY): PrivateBus {
       }
     },
   };
+}
+
+export const CLIENT_INTERFACE = "se.recompile.Mandos.Client";
+
+/** A dbus-next connection from the test process to the private bus. */
+export async function connectBus(bus: PrivateBus): Promise<MessageBus> {
+  const conn = sessionBus({ busAddress: bus.address });
+  await new Promise<void>((resolve, reject) => {
+    conn.once("connect", () => resolve());
+    conn.once("error", reject);
+  });
+  return conn;
+}
+
+/** Call a method of the server's objects; rejects with the D-Bus error (its `type` and `text`). */
+export function callServer(conn: MessageBus, path: string, iface: string, member: string, signature = "", body: unknown[] = []): Promise<Message | null> {
+  return conn.call(new Message({ destination: "se.recompile.Mandos", path, interface: iface, member, signature, body }));
+}
+
+export function setClientProperty(conn: MessageBus, path: string, property: string, value: Variant): Promise<Message | null> {
+  return callServer(conn, path, "org.freedesktop.DBus.Properties", "Set", "ssv", [CLIENT_INTERFACE, property, value]);
+}
+
+/** The real uid of a running process. */
+export function processUid(pid: number): number {
+  return Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
 }
 
 export interface ConfigOptions {
@@ -198,6 +234,11 @@ export function ctl(which: "debian" | "ours", args: string[], env: NodeJS.Proces
 /** A hex key id that no real key has, for clients that never connect. */
 export function fakeKeyId(n: number): string {
   return n.toString(16).toUpperCase().padStart(64, "A");
+}
+
+/** clients.conf with one client, "one", that never connects, checked every second by `checker`. */
+export function oneClientConf(checker: string): string {
+  return `[one]\nhost = one.example\nkey_id = ${fakeKeyId(1)}\nsecret = aGVsbG8=\nchecker = ${checker}\ninterval = PT1S\n`;
 }
 
 /** Keys made once with Debian's mandos-keygen, shared by the tests of one file. */

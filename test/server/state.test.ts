@@ -17,7 +17,7 @@ import {
 import type { ClientRecord, LogLevel } from "../../src/server/client-model.js";
 import { tempDir } from "../helpers/index.js";
 import { MIN, configuredClient as conf } from "../helpers/server-clients.js";
-import { StateWriter } from "../../src/server/state-writer.js";
+import { StateSaveError, StateWriter } from "../../src/server/state-writer.js";
 
 function logs() {
   const lines: [LogLevel, string][] = [];
@@ -165,14 +165,17 @@ test("the state writer writes 0600 atomically, folds bursts into few writes, and
   assert.deepEqual(errors, []);
 });
 
-test("the state writer reports a failed write once and still releases waiters", async () => {
+test("a failed write is reported and fails flushed() with the file and errno, never the contents", async () => {
   using dir = tempDir();
-  const reports: (unknown | null)[] = [];
-  const writer = new StateWriter(join(dir.path, "missing", "clients.json"), () => "x", (err) => reports.push(err));
+  const reports: (StateSaveError | null)[] = [];
+  const path = join(dir.path, "missing", "clients.json");
+  const writer = new StateWriter(path, () => "secret contents", (err) => reports.push(err));
   writer.request();
-  await writer.flushed();
+  await assert.rejects(writer.flushed(), (err: unknown) => err instanceof StateSaveError && err.message === `cannot save ${path}: ENOENT`);
   assert.equal(reports.length, 1);
-  assert.match(String((reports[0] as Error).message), /ENOENT/);
+  assert.equal(reports[0]?.message, `cannot save ${path}: ENOENT`);
+  // Nothing new asked for since: nothing to wait for.
+  await writer.flushed();
 });
 
 test("bad state files are rejected with a one-line reason naming the file", () => {
