@@ -3,8 +3,7 @@
 // anything else, then runs checkers for the server until the server goes.
 import { CheckerRunner } from "./checker.js";
 import { parseRequest, type LauncherReport } from "./checker-launcher.js";
-import { dropPrivileges } from "./privileges.js";
-import type { Logger } from "../cli/log.js";
+import { dropPrivilegesTo } from "../sys/privileges.js";
 
 function report(m: LauncherReport): void {
   if (process.connected) process.send!(m);
@@ -23,14 +22,11 @@ if (!process.send || !Number.isSafeInteger(uid) || !Number.isSafeInteger(gid)) {
   process.exit(2);
 }
 const warn = (message: string) => report({ type: "warning", message });
-const log: Logger = { error: warn, warning: warn, info: () => {}, debug: () => {}, debugEnabled: false };
 try {
-  dropPrivileges(log, { user: null, uid, gid });
+  // Verified through /proc: every id changed, no groups or capabilities left.
+  dropPrivilegesTo({ uid, gid });
 } catch (err) {
-  fail(`cannot run checkers as uid ${uid}: ${(err as Error).message}`);
-}
-if (process.getuid?.() !== uid || process.geteuid?.() !== uid || process.getgid?.() !== gid || uid === 0) {
-  fail(`cannot run checkers as uid ${uid}, gid ${gid}: still uid ${process.getuid?.()}, gid ${process.getgid?.()}`);
+  fail(`cannot run checkers as uid ${uid}, gid ${gid}: ${(err as Error).message}`);
 }
 
 // Stopped by the server (it disconnects, even when killed), not by signals
