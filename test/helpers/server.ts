@@ -30,6 +30,17 @@ export function serverWritableDir(path: string): string {
   return path;
 }
 
+/**
+ * `setpriv` arguments that run a program as uid/gid 65534, a local user
+ * who is not the server's: with no supplementary group ("stranger"), or
+ * with the server's group added ("member", which D-Bus policies see).
+ */
+export function asNobody(who: "stranger" | "member"): string[] {
+  const ids = mandosIds();
+  if (who === "member" && !ids) throw new Error("no _mandos group to be a member of");
+  return [`--reuid=65534`, `--regid=65534`, who === "member" ? `--groups=${ids!.gid}` : "--clear-groups"];
+}
+
 export interface PrivateBus {
   address: string;
   env: NodeJS.ProcessEnv;
