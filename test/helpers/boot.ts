@@ -35,6 +35,7 @@ import { BIN, ROOT, which } from "./index.js";
 import { installStaged, run, type Staged } from "./integration.js";
 import { serverWritableDir, sleep, startBus, type PrivateBus } from "./server.js";
 import { RigCleanup, deleteNamespace, ip } from "./rig-cleanup.js";
+import { DEBIAN_AGENT, DEBIAN_CLIENT, debianPeer } from "./debian-peer.js";
 
 // ---- Packages -----------------------------------------------------------
 
@@ -274,6 +275,9 @@ export async function comparisonBuilds(initramfs: Initramfs): Promise<{ none: Dr
   const { dracutBase, staged, keysDir, work } = initramfs.context;
   const common = { dracutBase, staged, kver: initramfs.kernel.kver, keysDir, tmp: work };
   const none = await dracutBuild({ ...common, out: join(work, "initrd-none.img"), args: buildArgs(null) });
+  // What Debian's module puts in the image must be Debian's.
+  debianPeer(DEBIAN_AGENT);
+  debianPeer(DEBIAN_CLIENT);
   const debian = await dracutBuild({ ...common, out: join(work, "initrd-debian.img"), args: buildArgs("mandos") });
   if (!/Including module: mandos \*/.test(debian.log)) throw new Error("dracut did not include Debian's mandos module");
   return { none, debian };
