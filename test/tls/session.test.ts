@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 import { once } from "node:events";
-import { Credentials, TlsConnection, TlsError, keyIdFromPem, keyIdFromSpki } from "../../src/tls/index.js";
+import { Credentials, TlsConnection, TlsError, keyIdFromPem, keyIdFromSpki, tlsResources } from "../../src/tls/index.js";
 import { tlsKeyPair } from "../helpers/tls-keys.js";
 
 async function socketPair(): Promise<{ a: net.Socket; b: net.Socket; close(): void }> {
@@ -19,16 +19,19 @@ async function socketPair(): Promise<{ a: net.Socket; b: net.Socket; close(): vo
   return { a, b, close: () => (a.destroy(), b.destroy()) };
 }
 
-/** Our raw-key side accepting, an anonymous side connecting, handshaken; all released after `body`. */
+/** Our raw-key side accepting, an anonymous side connecting, handshaken; all released after `body` (a session lives until destroyed). */
 async function withSessions(body: (server: TlsConnection, client: TlsConnection, publicPem: string) => Promise<void>) {
   const keys = tlsKeyPair();
   const own = Credentials.rawKey(keys.publicPem, keys.privatePem);
   const anon = Credentials.anonymous();
   const { a, b, close } = await socketPair();
+  const sessions: TlsConnection[] = [];
   try {
     const [server, client] = await Promise.all([TlsConnection.accept(a, own), TlsConnection.connect(b, anon)]);
+    sessions.push(server, client);
     await body(server, client, keys.publicPem);
   } finally {
+    for (const s of sessions) s.destroy();
     close();
     own.dispose();
     anon.dispose();
@@ -124,21 +127,53 @@ test("a bad priority string and a bad key are clear errors", async () => {
   });
 });
 
-test("many sessions share the registered callbacks without leaking", async () => {
+test("many sessions, served or failed, share the registered callbacks and release everything", async () => {
   const keys = tlsKeyPair();
   const own = Credentials.rawKey(keys.publicPem, keys.privatePem);
   const anon = Credentials.anonymous();
   try {
+    // GnuTLS is loaded by now, with its callbacks registered once.
+    const base = tlsResources();
+    assert.ok(base.callbacks > 0, "callbacks registered at load");
+    assert.deepEqual([base.sessions, base.transports], [0, 0], "the tests before this one released their sessions");
     for (let i = 0; i < 50; i++) {
       const { a, b, close } = await socketPair();
-      const [s, c] = await Promise.all([TlsConnection.accept(a, own), TlsConnection.connect(b, anon)]);
-      const r = s.readAll(10, 2000);
-      c.write(Buffer.from([i]));
-      c.close();
-      assert.deepEqual(await r, Buffer.from([i]));
-      s.destroy();
-      close();
+      try {
+        const [s, c] = await Promise.all([TlsConnection.accept(a, own), TlsConnection.connect(b, anon)]);
+        assert.deepEqual(tlsResources(), { ...base, sessions: base.sessions + 2, transports: base.transports + 2 }, "both ends counted");
+        const r = s.readAll(10, 2000);
+        c.write(Buffer.from([i]));
+        c.close();
+        assert.deepEqual(await r, Buffer.from([i]));
+        s.destroy();
+      } finally {
+        close();
+      }
     }
+    // Failures release their session too: a silent peer, garbage, a peer that leaves, one that sends more than asked.
+    for (let i = 0; i < 10; i++) {
+      await withAnonymous(async (creds, a) => {
+        await assert.rejects(TlsConnection.connect(a, creds, { handshakeTimeoutMs: 20 }), /timed out/);
+      });
+      await withAnonymous(async (creds, a, b) => {
+        const hs = TlsConnection.connect(a, creds, { handshakeTimeoutMs: 5000 });
+        b.write(Buffer.alloc(512, 0x41));
+        await assert.rejects(hs);
+      });
+      await withAnonymous(async (creds, a, b) => {
+        const hs = TlsConnection.connect(a, creds, { handshakeTimeoutMs: 5000 });
+        b.end();
+        await assert.rejects(hs, /closed|terminat/i);
+      });
+      await withSessions(async (server, client) => {
+        const reading = server.readAll(100, 5000);
+        client.write(Buffer.alloc(1000, 1));
+        await assert.rejects(reading, /more than 100 bytes/);
+        client.destroy();
+        server.destroy();
+      });
+    }
+    assert.deepEqual(tlsResources(), base, "sessions, transports and callbacks back where they were");
   } finally {
     own.dispose();
     anon.dispose();
