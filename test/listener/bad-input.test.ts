@@ -7,9 +7,9 @@ import tls from "node:tls";
 import { once } from "node:events";
 import { execFileSync } from "node:child_process";
 import { startListener } from "../../src/server/listener.js";
-import { Credentials, TlsConnection, keyIdFromPem } from "../../src/tls/index.js";
+import { keyIdFromPem } from "../../src/tls/index.js";
 import { makeLogger } from "../../src/cli/log.js";
-import { tlsKeyPair } from "../helpers/tls-keys.js";
+import { fetchWithKeys, tlsKeyPair } from "../helpers/tls-keys.js";
 import { requires, tempDir } from "../helpers/index.js";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -37,21 +37,7 @@ async function harness() {
     await once(s, "connect");
     return s;
   };
-  /** A well-behaved Mandos client using our TLS engine. */
-  const fetch = async (keys = good) => {
-    const creds = Credentials.rawKey(keys.publicPem, keys.privatePem);
-    const s = await connect();
-    s.write("1\r\n");
-    try {
-      const c = await TlsConnection.accept(s, creds, { handshakeTimeoutMs: 5000 });
-      const data = await c.readAll(1 << 20, 5000).catch(() => Buffer.alloc(0));
-      c.destroy();
-      return data;
-    } finally {
-      s.destroy();
-      creds.dispose();
-    }
-  };
+  const fetch = (keys = good) => fetchWithKeys(keys, "127.0.0.1", listener.port);
   /** Resolves when the server closes the socket; rejects after `ms`. */
   const closedWithin = (s: net.Socket, ms: number) =>
     new Promise<void>((resolve, reject) => {

@@ -9,14 +9,13 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync } from "node:fs";
-import net from "node:net";
 import { once } from "node:events";
 import { join } from "node:path";
 import { Message, systemBus, type MessageBus } from "dbus-next";
-import { Credentials, TlsConnection, keyIdFromPem } from "../../src/tls/index.js";
+import { keyIdFromPem } from "../../src/tls/index.js";
 import { requires, run, tempDir, type RunResult } from "../helpers/index.js";
 import { asNobody, mandosIds, serverWritableDir, startBus, startServer, waitFor, sleep, writeConfig, type PrivateBus, type RunningServer } from "../helpers/server.js";
-import { tlsKeyPair } from "../helpers/tls-keys.js";
+import { fetchWithKeys, tlsKeyPair } from "../helpers/tls-keys.js";
 
 const skip =
   requires({ root: true, commands: ["dbus-daemon", "dbus-send", "dbus-monitor", "busctl", "setpriv"] }) ||
@@ -118,23 +117,6 @@ async function enabled(): Promise<boolean> {
   return (r!.body[0] as { value: boolean }).value;
 }
 
-/** A Mandos client connection over loopback presenting `key`: the server answers it and signals about it. */
-async function connectWith(key: { publicPem: string; privatePem: string }): Promise<Buffer> {
-  const creds = Credentials.rawKey(key.publicPem, key.privatePem);
-  const socket = net.connect(server.port, "::1");
-  try {
-    await once(socket, "connect");
-    socket.write("1\r\n");
-    const tls = await TlsConnection.accept(socket, creds, { handshakeTimeoutMs: 5000 });
-    const data = await tls.readAll(1 << 20, 5000).catch(() => Buffer.alloc(0));
-    tls.destroy();
-    return data;
-  } finally {
-    socket.destroy();
-    creds.dispose();
-  }
-}
-
 const DENIED = /^Error org\.freedesktop\.DBus\.Error\.AccessDenied: Rejected send message/;
 
 test("another user gets AccessDenied for Approve, Enable and setting the Secret; a member of the server's group does not", { skip, timeout: 60_000 }, async () => {
@@ -167,9 +149,9 @@ test("the server's signals reach root and its group, and no other user, who also
   // secret and an unknown key: each makes the server signal.
   assert.equal((await setSecret("member", [...Buffer.from("another secret")])).code, 0);
   assert.equal((await dbusSend("member", "Enable")).code, 0);
-  assert.deepEqual(await connectWith(keys), Buffer.from("another secret"));
+  assert.deepEqual(await fetchWithKeys(keys, "::1", server.port), Buffer.from("another secret"));
   const unknown = tlsKeyPair();
-  assert.equal((await connectWith(unknown)).length, 0);
+  assert.equal((await fetchWithKeys(unknown, "::1", server.port)).length, 0);
   const unknownId = keyIdFromPem(unknown.publicPem);
 
   const expected = ["ClientNotFound", "GotSecret", "PropertiesChanged"];
