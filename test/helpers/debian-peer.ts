@@ -63,11 +63,10 @@ function owners(paths: string[]): Map<string, string[]> {
   const r = spawnSync("dpkg", ["-S", ...paths], { encoding: "utf8", timeout: 30_000 });
   const out = new Map<string, string[]>();
   for (const line of (r.stdout ?? "").split("\n")) {
-    // "mandos-client: /usr/sbin/mandos-keygen"; a diversion's line starts "diversion by".
+    // "mandos-client: /usr/sbin/mandos-keygen". (A diversion's lines start
+    // "diversion by"; a diverted file fails the md5sums check instead.)
     const m = /^([^\s:][^:]*): (\/.*)$/.exec(line);
     if (m && !line.startsWith("diversion ")) out.set(m[2]!, m[1]!.split(", "));
-    const diverted = /^diversion by (\S+) (?:from|to): (\/.*)$/.exec(line);
-    if (diverted) out.set(diverted[2]!, [`(diverted by ${diverted[1]})`]);
   }
   return out;
 }
