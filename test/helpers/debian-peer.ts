@@ -48,7 +48,7 @@ const PACKAGE_OF = new Map<string, "mandos" | "mandos-client">([
 ]);
 
 /** Every pinned path. */
-export const DEBIAN_PEERS: readonly string[] = [...PACKAGE_OF.keys()];
+export const DEBIAN_PEERS = [...PACKAGE_OF.keys()] as [string, ...string[]];
 
 /** Per path: a reason to skip, false when it is Debian's file, or the error that it is not. */
 const verdicts = new Map<string, string | false | Error>();
@@ -109,7 +109,7 @@ function judge(paths: string[]): void {
  * Skip reason if a peer's Debian package is not installed, else false.
  * Throws if a peer is not its package's file, so the test fails instead.
  */
-export function debianPeerMissing(...paths: string[]): string | false {
+export function debianPeerMissing(...paths: [string, ...string[]]): string | false {
   judge(paths);
   for (const p of paths) {
     const v = verdicts.get(p)!;
