@@ -7,15 +7,15 @@
 // Needs root (mount namespace for /run/systemd/ask-password). Runs itself
 // again inside new mount+PID namespaces: node dist/bench/agent.js [RUNS]
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync, existsSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { bindDatagram } from "../src/sys/unix-dgram.js";
 import { monotonicMicros } from "../src/agent/host.js";
+import { DEBIAN_AGENT, debianPeer, debianPeerMissing } from "../test/helpers/debian-peer.js";
 
 const ASK_DIR = "/run/systemd/ask-password";
-const DEBIAN_AGENT = "/usr/lib/dracut/modules.d/90mandos/password-agent";
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const OURS = join(ROOT, "bin", "password-agent");
 const INNER = "MANDOS_BENCH_AGENT_INNER";
@@ -33,8 +33,9 @@ function outer(): number {
     console.error("bench/agent: needs root (it mounts a tmpfs on /run/systemd/ask-password in a private namespace)");
     return 1;
   }
-  if (!existsSync(DEBIAN_AGENT)) {
-    console.error(`bench/agent: Debian's agent ${DEBIAN_AGENT} is missing (apt-get install mandos-client dracut-core)`);
+  const missing = debianPeerMissing(DEBIAN_AGENT);
+  if (missing) {
+    console.error(`bench/agent: ${missing}`);
     return 1;
   }
   const r = spawnSync(
@@ -111,7 +112,7 @@ async function inner(): Promise<number> {
     const client = join(work, "client");
     writeFileSync(client, `#!/bin/sh\nprintf '%s' '${SECRET}'\n`, { mode: 0o755 });
     const ours = [process.execPath, OURS, "--", client];
-    const debian = [DEBIAN_AGENT, "--", client];
+    const debian = [debianPeer(DEBIAN_AGENT), "--", client];
     // The least a Node agent can do with koffi: read the one question, run
     // the client, load koffi meanwhile, send. No checks, no watch, no
     // decisions; it tells what in "ours" is Node and koffi, and what is ours.

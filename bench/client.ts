@@ -3,7 +3,7 @@
 // the server's cost is small and equal for both) and the same keys, with
 // our default keys and with Debian's RSA-4096 keys. Run: npm run bench:client
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -12,22 +12,24 @@ import { encryptSecret } from "../src/pgp/index.js";
 import { keyIdFromPem } from "../src/tls/keyid.js";
 import { makeLogger } from "../src/cli/log.js";
 import { fmt, median, timeRun } from "./common.js";
+import { DEBIAN_CLIENT, DEBIAN_KEYGEN, debianPeer, debianPeerMissing } from "../test/helpers/debian-peer.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const OURS = join(ROOT, "bin", "mandos-client");
-const DEBIAN = "/usr/lib/x86_64-linux-gnu/mandos/plugins.d/mandos-client";
 const RUNS = Number(process.env.RUNS ?? 11);
 const PASSWORD = "benchmark password";
 
-if (!existsSync(DEBIAN)) {
-  console.error(`bench: ${DEBIAN} is missing (apt-get install mandos-client)`);
+const missing = debianPeerMissing(DEBIAN_CLIENT, DEBIAN_KEYGEN);
+if (missing) {
+  console.error(`bench: ${missing}`);
   process.exit(2);
 }
+const DEBIAN = debianPeer(DEBIAN_CLIENT);
 const work = mkdtempSync(join(tmpdir(), "bench-client-"));
 try {
   const sets = [
     { name: "our default keys", dir: join(work, "ours"), keygen: join(ROOT, "bin", "mandos-keygen"), target: 1.0 },
-    { name: "Debian's RSA-4096 keys", dir: join(work, "debian"), keygen: "mandos-keygen", target: 1.5 },
+    { name: "Debian's RSA-4096 keys", dir: join(work, "debian"), keygen: debianPeer(DEBIAN_KEYGEN), target: 1.5 },
   ];
   const secrets = new Map<string, Buffer>();
   for (const s of sets) {

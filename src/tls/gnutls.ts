@@ -70,6 +70,10 @@ interface Datum {
 }
 
 const transports = new Map<number, Transport>();
+// Counted for leak tests (see tlsResources): sessions between gnutls_init
+// and gnutls_deinit, and callbacks registered with koffi.
+let liveSessions = 0;
+let registeredCallbacks = 0;
 // The session currently inside a GnuTLS call; callbacks set errno on it.
 let current: Pointer | null = null;
 let api: Api | null = null;
@@ -103,7 +107,11 @@ export function gnutls(): Api {
 
   // Callbacks are registered once per process (registrations are a scarce,
   // persistent resource) and find their session through the transport pointer.
-  const push = koffi.register((ptr: bigint | null, data: bigint, len: number | bigint) => {
+  const register = (callback: Function, type: ReturnType<typeof koffi.pointer>): bigint => {
+    registeredCallbacks++;
+    return koffi.register(callback, type);
+  };
+  const push = register((ptr: bigint | null, data: bigint, len: number | bigint) => {
     const n = Number(len);
     try {
       const t = transports.get(Number(ptr ?? 0));
@@ -116,7 +124,7 @@ export function gnutls(): Api {
       return -1;
     }
   }, koffi.pointer(PushFn));
-  const pull = koffi.register((ptr: bigint | null, data: bigint, len: number | bigint) => {
+  const pull = register((ptr: bigint | null, data: bigint, len: number | bigint) => {
     try {
       const t = transports.get(Number(ptr ?? 0));
       if (!t) {
@@ -134,9 +142,11 @@ export function gnutls(): Api {
   }, koffi.pointer(PullFn));
   // Never called for non-blocking sessions, but the default would select()
   // on our transport pointer as if it were a file descriptor.
-  const pullTimeout = koffi.register(() => 0, koffi.pointer(PullTimeoutFn));
+  const pullTimeout = register(() => 0, koffi.pointer(PullTimeoutFn));
 
   const getPeers = lib.func("const gnutls_datum_t *gnutls_certificate_get_peers(void *session, _Out_ unsigned int *size)");
+  const init = lib.func("int gnutls_init(_Out_ void **session, unsigned int flags)");
+  const deinit = lib.func("void gnutls_deinit(void *session)");
   const rawpkMem = lib.func(
     "int gnutls_certificate_set_rawpk_key_mem(void *cred, const gnutls_datum_t *spki, const gnutls_datum_t *pkey, int format, const char *pass, unsigned int key_usage, const char **names, unsigned int names_length, unsigned int flags)",
   );
@@ -146,8 +156,15 @@ export function gnutls(): Api {
     certAllocate: lib.func("int gnutls_certificate_allocate_credentials(_Out_ void **cred)"),
     certFree: lib.func("void gnutls_certificate_free_credentials(void *cred)"),
     setRawpkKeyMem: (cred, spki, pkey) => rawpkMem(cred, spki, pkey, GNUTLS_X509_FMT_PEM, null, 0, null, 0, 0),
-    init: lib.func("int gnutls_init(_Out_ void **session, unsigned int flags)"),
-    deinit: lib.func("void gnutls_deinit(void *session)"),
+    init: (out, flags) => {
+      const rc = init(out, flags) as number;
+      if (rc >= 0) liveSessions++;
+      return rc;
+    },
+    deinit: (session) => {
+      deinit(session);
+      liveSessions--;
+    },
     prioritySetDirect: lib.func("int gnutls_priority_set_direct(void *session, const char *priorities, _Out_ const char **err_pos)"),
     credentialsSet: lib.func("int gnutls_credentials_set(void *session, int type, void *cred)"),
     serverSetRequest: lib.func("void gnutls_certificate_server_set_request(void *session, int req)"),
@@ -188,6 +205,11 @@ export function peerCertificate(session: Pointer): Buffer | null {
   const ptr = gnutls().getPeers(session, size);
   if (ptr === null || size[0] < 1) return null;
   return decodeDatum(ptr);
+}
+
+/** Live GnuTLS sessions, registered transports and koffi callbacks: they must return to where they were. */
+export function tlsResources(): { sessions: number; transports: number; callbacks: number } {
+  return { sessions: liveSessions, transports: transports.size, callbacks: registeredCallbacks };
 }
 
 export function registerTransport(id: number, t: Transport): void {

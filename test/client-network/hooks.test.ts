@@ -19,9 +19,9 @@ import {
   type HookCandidate,
 } from "../../src/client/network/hooks.js";
 import { requires, tempDir } from "../helpers/index.js";
+import { DEBIAN_CLIENT, debianPeer, debianPeerMissing } from "../helpers/debian-peer.js";
 import { Netns } from "../helpers/client-network.js";
 
-const DEBIAN_CLIENT = "/usr/lib/x86_64-linux-gnu/mandos/plugins.d/mandos-client";
 
 /** A hook that appends one record (its argv, our variables, stdin) to $HOOKLOG. */
 const RECORDER = `#!/bin/sh
@@ -326,7 +326,7 @@ test("a missing hook directory is not an error; listHooks says so at debug level
 // order as we do. (It passes no argument; we pass the mode as the manual says.)
 test(
   "hook order and environment match Debian's mandos-client",
-  { skip: requires({ root: true, commands: ["ip"], files: [DEBIAN_CLIENT] }) },
+  { skip: requires({ root: true, commands: ["ip"] }) || debianPeerMissing(DEBIAN_CLIENT) },
   async () => {
     using dir = tempDir();
     chmodSync(dir.path, 0o755);
@@ -340,7 +340,7 @@ test(
       const args = [
         "HOOKLOG=" + debLog,
         "KEEP_ME=kept",
-        DEBIAN_CLIENT,
+        debianPeer(DEBIAN_CLIENT),
         "--debug",
         `--network-hook-dir=${hooks}`,
         "--delay=0.3",

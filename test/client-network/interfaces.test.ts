@@ -26,11 +26,11 @@ import {
 import { parseConsoleLevel, quietConsole, quietLevelFor } from "../../src/client/network/console.js";
 import { ipFailureReason, runIp } from "../../src/client/network/ip.js";
 import { requires, tempDir } from "../helpers/index.js";
+import { DEBIAN_CLIENT, debianPeer, debianPeerMissing } from "../helpers/debian-peer.js";
 import { Netns, childMain, isChild, runInNetns } from "../helpers/client-network.js";
 import { readFileSync, writeFileSync } from "node:fs";
 
 const SELF = fileURLToPath(import.meta.url);
-const DEBIAN_CLIENT = "/usr/lib/x86_64-linux-gnu/mandos/plugins.d/mandos-client";
 
 const iface = (name: string, flags: number, operstate = "down", index = 2): NetInterface => ({
   name,
@@ -408,7 +408,7 @@ if (isChild()) {
   });
 
   // Debian's client and ours choose the same interfaces and bring up the same ones.
-  test("selection matches Debian's mandos-client", { skip: needsNetns || requires({ files: [DEBIAN_CLIENT] }) }, async () => {
+  test("selection matches Debian's mandos-client", { skip: needsNetns || debianPeerMissing(DEBIAN_CLIENT) }, async () => {
     const ns = Netns.create();
     try {
       ns.veth("va", "vb");
@@ -437,7 +437,7 @@ if (isChild()) {
           "--tls-privkey=/nonexistent/k",
           ...(c.connect ? ["--connect=[fe80::1]:1"] : []),
         ];
-        const deb = ns.exec(DEBIAN_CLIENT, args);
+        const deb = ns.exec(debianPeer(DEBIAN_CLIENT), args);
         const lines = deb.stderr.split("\n");
         const pick = (re: RegExp) => lines.map((l) => re.exec(l)?.[1]).filter((x): x is string => x !== undefined);
         const debianBroughtUp = pick(/Bringing up interface "([^"]+)"/);

@@ -5,11 +5,11 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "../helpers/index.js";
-import { debianPeerMissing, startDebianServer } from "../helpers/debian-peer.js";
+import { debianInteropMissing, startDebianServer } from "../helpers/debian-peer.js";
 import { makeKeys, passwordSection, runOurClient } from "../helpers/client.js";
 
 for (const by of ["ours", "debian"] as const) {
-  test(`our client unlocks from Debian's server with ${by} keys`, { skip: debianPeerMissing(), timeout: 90_000 }, async () => {
+  test(`our client unlocks from Debian's server with ${by} keys`, { skip: debianInteropMissing(), timeout: 90_000 }, async () => {
     using dir = tempDir();
     const keys = makeKeys(join(dir.path, "keys"), by);
     const password = `pässword with spaces and a newline\nin it (${by})`;

@@ -5,11 +5,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { BIN, requires, run } from "../helpers/index.js";
-import { DEBIAN_CTL } from "../helpers/server.js";
+import { ctl } from "../helpers/server.js";
+import { DEBIAN_CTL, debianPeer, debianPeerMissing } from "../helpers/debian-peer.js";
 import { formatJson, formatTable, millisecondsToString, type ClientProperties } from "../../src/ctl/format.js";
 import { checkCtlArgs, commandsToRun, parseCtlArgs, parseTime, CtlUsageError } from "../../src/ctl/options.js";
 
-const debianMissing = requires({ files: [DEBIAN_CTL, "/usr/bin/python3"] });
+const debianMissing = requires({ files: ["/usr/bin/python3"] }) || debianPeerMissing(DEBIAN_CTL);
 const env = { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: "unix:path=/nonexistent/bus" };
 
 test("usage errors are the same as Debian's mandos-ctl, exit status 2", { skip: debianMissing, timeout: 120_000 }, async () => {
@@ -30,8 +31,8 @@ test("usage errors are the same as Debian's mandos-ctl, exit status 2", { skip: 
     ["-s", "/nonexistent/secret", "foo"],
   ];
   for (const args of cases) {
-    const d = await run("/usr/bin/python3", ["-bbI", DEBIAN_CTL, ...args], { env, timeoutMs: 20_000 });
-    const o = await run(process.execPath, [join(BIN, "mandos-ctl"), ...args], { env, timeoutMs: 20_000 });
+    const d = await ctl("debian", args, env);
+    const o = await ctl("ours", args, env);
     assert.equal(o.code, 2, `ours: ${args.join(" ")}: ${o.stderr}`);
     assert.equal(d.code, 2, `Debian's: ${args.join(" ")}`);
     const last = (s: string) => s.trim().split("\n").at(-1)!;
@@ -55,7 +56,7 @@ test("connection failure is one line, exit status 1", { timeout: 20_000 }, async
 async function debianFormat(clients: Record<string, unknown>[], mode: "table" | "verbose" | "json"): Promise<string> {
   const script = `
 import importlib.machinery, importlib.util, json, sys
-loader = importlib.machinery.SourceFileLoader("mandos_ctl", ${JSON.stringify(DEBIAN_CTL)})
+loader = importlib.machinery.SourceFileLoader("mandos_ctl", ${JSON.stringify(debianPeer(DEBIAN_CTL))})
 spec = importlib.util.spec_from_loader("mandos_ctl", loader)
 m = importlib.util.module_from_spec(spec)
 loader.exec_module(m)

@@ -34,7 +34,8 @@ import { dirname, join } from "node:path";
 import { BIN, ROOT, which } from "./index.js";
 import { installStaged, run, type Staged } from "./integration.js";
 import { serverWritableDir, sleep, startBus, type PrivateBus } from "./server.js";
-import { RigCleanup, deleteNamespace, ip } from "./rig-cleanup.js";
+import { RigCleanup, ip } from "./rig-cleanup.js";
+import { DEBIAN_AGENT, DEBIAN_CLIENT, debianPeer } from "./debian-peer.js";
 
 // ---- Packages -----------------------------------------------------------
 
@@ -274,6 +275,9 @@ export async function comparisonBuilds(initramfs: Initramfs): Promise<{ none: Dr
   const { dracutBase, staged, keysDir, work } = initramfs.context;
   const common = { dracutBase, staged, kver: initramfs.kernel.kver, keysDir, tmp: work };
   const none = await dracutBuild({ ...common, out: join(work, "initrd-none.img"), args: buildArgs(null) });
+  // What Debian's module puts in the image must be Debian's.
+  debianPeer(DEBIAN_AGENT);
+  debianPeer(DEBIAN_CLIENT);
   const debian = await dracutBuild({ ...common, out: join(work, "initrd-debian.img"), args: buildArgs("mandos") });
   if (!/Including module: mandos \*/.test(debian.log)) throw new Error("dracut did not include Debian's mandos module");
   return { none, debian };
@@ -352,26 +356,12 @@ export interface TapNamespace {
   destroy(): void;
 }
 
-let nsCounter = 0;
-
 /** A fresh namespace with lo and a tap device (up; carrier once qemu opens it). */
 export function createTapNamespace(): TapNamespace {
-  live.hookExit();
-  live.sweepStale();
-  const name = `${live.prefix}-${process.pid}-${++nsCounter}`;
-  ip(["netns", "add", name]);
-  live.namespaces.add(name);
-  ip(["-n", name, "link", "set", "lo", "up"]);
+  const name = live.createNamespace();
   ip(["-n", name, "tuntap", "add", "dev", "tap0", "mode", "tap"]);
   ip(["-n", name, "link", "set", "tap0", "up"]);
-  return {
-    name,
-    tap: "tap0",
-    destroy: () => {
-      if (!live.namespaces.delete(name)) return;
-      deleteNamespace(name);
-    },
-  };
+  return { name, tap: "tap0", destroy: () => live.removeNamespace(name) };
 }
 
 // ---- Processes with logs ---------------------------------------------------

@@ -10,6 +10,9 @@
 import { spawnSync } from "node:child_process";
 import { readlinkSync } from "node:fs";
 import { run } from "./index.js";
+import { RigCleanup, ip } from "./rig-cleanup.js";
+
+const live = new RigCleanup("mcn");
 
 const ROLE = "MANDOS_CN_SCENARIO";
 const ARG = "MANDOS_CN_ARG";
@@ -46,27 +49,17 @@ export async function childMain(scenarios: Record<string, Scenario>): Promise<vo
   }
 }
 
-/** A namespace of our own, and `ip -n NS …` inside it. */
+/** A namespace of our own (its lo down), and `ip -n NS …` inside it. */
 export class Netns {
-  static #count = 0;
-  readonly name: string;
-
-  private constructor(name: string) {
-    this.name = name;
-  }
+  private constructor(readonly name: string) {}
 
   static create(): Netns {
-    const name = `mcn-${process.pid}-${Netns.#count++}`;
-    const r = spawnSync("ip", ["netns", "add", name], { encoding: "utf8", timeout: 10_000 });
-    if (r.status !== 0) throw new Error(`ip netns add ${name}: ${r.stderr.trim()}`);
-    return new Netns(name);
+    return new Netns(live.createNamespace({ loopbackUp: false }));
   }
 
   /** Run `ip -n NAME ARGS`; throws with ip's message on failure. */
   ip(...args: string[]): string {
-    const r = spawnSync("ip", ["-n", this.name, ...args], { encoding: "utf8", timeout: 10_000 });
-    if (r.status !== 0) throw new Error(`ip -n ${this.name} ${args.join(" ")}: ${r.stderr.trim()}`);
-    return r.stdout;
+    return ip(["-n", this.name, ...args]);
   }
 
   /** Run a program inside the namespace. */
@@ -89,19 +82,9 @@ export class Netns {
     this.ip("link", "add", a, "type", "veth", "peer", "name", b);
   }
 
+  /** Delete it now, killing what still runs in it (also done at exit). */
   delete(): void {
-    // Killing what still runs in it first (a hung child would keep it busy).
-    spawnSync("ip", ["netns", "pids", this.name], { encoding: "utf8", timeout: 5_000 })
-      .stdout?.split(/\s+/)
-      .filter((p) => /^\d+$/.test(p))
-      .forEach((p) => {
-        try {
-          process.kill(Number(p), "SIGKILL");
-        } catch {
-          // gone
-        }
-      });
-    spawnSync("ip", ["netns", "del", this.name], { timeout: 10_000 });
+    live.removeNamespace(this.name);
   }
 }
 

@@ -4,6 +4,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { BIN, run, type RunResult } from "./index.js";
+import { DEBIAN_KEYGEN, debianPeer } from "./debian-peer.js";
 
 export const OUR_CLIENT = join(BIN, "mandos-client");
 export const OUR_KEYGEN = join(BIN, "mandos-keygen");
@@ -17,16 +18,18 @@ export function keyArgs(dir: string): string[] {
   ];
 }
 
+const keygen = (by: "ours" | "debian") => (by === "ours" ? OUR_KEYGEN : debianPeer(DEBIAN_KEYGEN));
+
 /** Keys by our keygen (default types) or by Debian's (RSA-4096 OpenPGP). */
 export function makeKeys(dir: string, by: "ours" | "debian"): string {
   mkdirSync(dir, { recursive: true });
-  execFileSync(by === "ours" ? OUR_KEYGEN : "mandos-keygen", ["--dir", dir, "--force"], { stdio: "ignore" });
+  execFileSync(keygen(by), ["--dir", dir, "--force"], { stdio: "ignore" });
   return dir;
 }
 
 /** A clients.conf section for `dir`'s keys, made by the same keygen. */
 export function passwordSection(dir: string, by: "ours" | "debian", name: string, passfile: string): string {
-  return execFileSync(by === "ours" ? OUR_KEYGEN : "mandos-keygen", ["--dir", dir, "--passfile", passfile, "--name", name, "--no-ssh"], {
+  return execFileSync(keygen(by), ["--dir", dir, "--passfile", passfile, "--name", name, "--no-ssh"], {
     stdio: ["ignore", "pipe", "ignore"],
   }).toString();
 }

@@ -1,20 +1,21 @@
 // An oracle for the config tests: Debian's own Mandos 1.8 server module
-// (/usr/sbin/mandos), loaded into Debian's Python, answers the same questions
+// (/usr/sbin/mandos, pinned in debian-peer.ts), loaded into Debian's Python, answers the same questions
 // our code answers: how a duration parses (its string_to_delta), what
 // Python's ConfigParser makes of a file, what Client.config_parser builds
 // from a clients.conf, and what a checker command expands to.
 import { run, requires } from "./index.js";
+import { DEBIAN_SERVER, debianPeer, debianPeerMissing } from "./debian-peer.js";
 
 export const PYTHON = "/usr/bin/python3";
-export const MANDOS = "/usr/sbin/mandos";
 
 /** Skip reason for tests that need the oracle. */
-export const oracleSkip = requires({ files: [PYTHON, MANDOS] });
+export const oracleSkip = requires({ files: [PYTHON] }) || debianPeerMissing(DEBIAN_SERVER);
 
 const SCRIPT = String.raw`
 import base64, configparser, datetime, importlib.machinery, importlib.util, json, shlex, sys
+server = sys.argv[1]
 sys.argv = ["mandos"]
-loader = importlib.machinery.SourceFileLoader("mandos_oracle", "/usr/sbin/mandos")
+loader = importlib.machinery.SourceFileLoader("mandos_oracle", server)
 mandos = importlib.util.module_from_spec(importlib.util.spec_from_loader("mandos_oracle", loader))
 loader.exec_module(mandos)
 
@@ -106,7 +107,7 @@ export async function askMandos(
   requests: OracleRequest[],
   opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
 ): Promise<OracleAnswer[]> {
-  const r = await run(PYTHON, ["-c", SCRIPT], {
+  const r = await run(PYTHON, ["-c", SCRIPT, debianPeer(DEBIAN_SERVER)], {
     input: JSON.stringify(requests),
     timeoutMs: 30_000,
     env: opts.env ?? process.env,

@@ -9,21 +9,126 @@
 //
 // Everything started here is stopped by stop() (or `await using`), which
 // also removes the server's temporary directory.
-import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+//
+// Every peer is pinned by its Debian path, never looked up on PATH (where
+// our own install may shadow it), and checked once per process to be that
+// package's file: `dpkg -S` names the package and the content matches the
+// package's md5sums. A test whose peer's package is not installed skips;
+// one whose peer is not Debian's file fails: that is how we notice that
+// our own install replaced Debian's programs.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isRoot, requires, run, type RunResult } from "./index.js";
 
-export const DEBIAN_SERVER = "/usr/sbin/mandos";
-export const DEBIAN_KEYGEN = "/usr/sbin/mandos-keygen";
-export const DEBIAN_CLIENT = "/usr/lib/x86_64-linux-gnu/mandos/plugins.d/mandos-client";
-export const DEBIAN_CTL = "/usr/sbin/mandos-ctl";
+/** Debian's multiarch triplet (e.g. x86_64-linux-gnu), or "" without dpkg-dev. */
+const MULTIARCH = (() => {
+  const r = spawnSync("dpkg-architecture", ["-qDEB_HOST_MULTIARCH"], { encoding: "utf8", timeout: 10_000 });
+  return r.status === 0 ? r.stdout.trim() : "";
+})();
 
-/** Skip reason if Debian's server, client or keygen (or dbus-daemon) is missing. */
-export function debianPeerMissing(): string | false {
-  return requires({ files: [DEBIAN_SERVER, DEBIAN_KEYGEN, DEBIAN_CLIENT], commands: ["dbus-daemon", "gpg", "certtool"] });
+export const DEBIAN_SERVER = "/usr/sbin/mandos";
+export const DEBIAN_CTL = "/usr/sbin/mandos-ctl";
+export const DEBIAN_MONITOR = "/usr/sbin/mandos-monitor";
+export const DEBIAN_KEYGEN = "/usr/sbin/mandos-keygen";
+export const DEBIAN_CLIENT = `/usr/lib/${MULTIARCH}/mandos/plugins.d/mandos-client`;
+export const DEBIAN_AGENT = "/usr/lib/dracut/modules.d/90mandos/password-agent";
+
+/** Each pinned path and the Debian package that must own it. */
+const PACKAGE_OF = new Map<string, "mandos" | "mandos-client">([
+  [DEBIAN_SERVER, "mandos"],
+  [DEBIAN_CTL, "mandos"],
+  [DEBIAN_MONITOR, "mandos"],
+  [DEBIAN_KEYGEN, "mandos-client"],
+  [DEBIAN_CLIENT, "mandos-client"],
+  [DEBIAN_AGENT, "mandos-client"],
+]);
+
+/** Every pinned path. */
+export const DEBIAN_PEERS = [...PACKAGE_OF.keys()] as [string, ...string[]];
+
+/** Per path: a reason to skip, false when it is Debian's file, or the error that it is not. */
+const verdicts = new Map<string, string | false | Error>();
+
+function packageInstalled(pkg: string): boolean {
+  const r = spawnSync("dpkg-query", ["-W", "-f=${Status}", pkg], { encoding: "utf8", timeout: 10_000 });
+  return r.status === 0 && r.stdout === "install ok installed";
+}
+
+/** Packages `dpkg -S` names for each path (one run for all of them). */
+function owners(paths: string[]): Map<string, string[]> {
+  const r = spawnSync("dpkg", ["-S", ...paths], { encoding: "utf8", timeout: 30_000 });
+  const out = new Map<string, string[]>();
+  for (const line of (r.stdout ?? "").split("\n")) {
+    // "mandos-client: /usr/sbin/mandos-keygen". (A diversion's lines start
+    // "diversion by"; a diverted file fails the md5sums check instead.)
+    const m = /^([^\s:][^:]*): (\/.*)$/.exec(line);
+    if (m && !line.startsWith("diversion ")) out.set(m[2]!, m[1]!.split(", "));
+  }
+  return out;
+}
+
+/** The md5sum Debian's package lists for `path`. */
+function packagedMd5(pkg: string, path: string): string | undefined {
+  const control = spawnSync("dpkg-query", ["--control-path", pkg, "md5sums"], { encoding: "utf8", timeout: 10_000 }).stdout?.trim();
+  if (!control || !existsSync(control)) return undefined;
+  const line = readFileSync(control, "utf8").split("\n").find((l) => l.endsWith(`  ${path.slice(1)}`));
+  return line?.split(/\s+/)[0];
+}
+
+function judge(paths: string[]): void {
+  const todo = paths.filter((p) => !verdicts.has(p));
+  if (todo.length === 0) return;
+  const installed = todo.filter((p) => {
+    const pkg = PACKAGE_OF.get(p);
+    if (!pkg) throw new Error(`${p} is not one of the pinned Debian peers`);
+    if (!MULTIARCH && p === DEBIAN_CLIENT) verdicts.set(p, "needs dpkg-architecture for Debian's multiarch path (package dpkg-dev; run test/setup.sh as root)");
+    else if (!packageInstalled(pkg)) verdicts.set(p, `needs Debian's ${pkg} package for ${p} (run test/setup.sh as root)`);
+    else return true;
+    return false;
+  });
+  if (installed.length === 0) return;
+  const owned = owners(installed);
+  for (const path of installed) {
+    const pkg = PACKAGE_OF.get(path)!;
+    const by = owned.get(path) ?? [];
+    const notDebians = (why: string) => new Error(`${path} is not Debian's ${pkg} file (${why}): has our own install replaced it?`);
+    if (!by.includes(pkg)) verdicts.set(path, notDebians(`dpkg -S names ${by.join(", ") || "no package"}`));
+    else if (!existsSync(path)) verdicts.set(path, notDebians("missing"));
+    else {
+      const md5 = createHash("md5").update(readFileSync(path)).digest("hex");
+      verdicts.set(path, md5 === packagedMd5(pkg, path) ? false : notDebians("its content differs from the package's md5sums"));
+    }
+  }
+}
+
+/**
+ * Skip reason if a peer's Debian package is not installed, else false.
+ * Throws if a peer is not its package's file, so the test fails instead.
+ */
+export function debianPeerMissing(...paths: [string, ...string[]]): string | false {
+  judge(paths);
+  for (const p of paths) {
+    const v = verdicts.get(p)!;
+    if (v instanceof Error) throw v;
+    if (v) return v;
+  }
+  return false;
+}
+
+/** `path`, once checked to be Debian's file: for the places that run a peer. */
+export function debianPeer(path: string): string {
+  const reason = debianPeerMissing(path);
+  if (reason) throw new Error(reason);
+  return path;
+}
+
+/** Skip reason if Debian's server, client or keygen, or a program they need, is missing. */
+export function debianInteropMissing(): string | false {
+  return debianPeerMissing(DEBIAN_SERVER, DEBIAN_KEYGEN, DEBIAN_CLIENT) || requires({ commands: ["dbus-daemon", "gpg", "certtool"] });
 }
 
 function must(r: RunResult, what: string): RunResult {
@@ -33,7 +138,7 @@ function must(r: RunResult, what: string): RunResult {
 
 /** Debian's default keys (RSA-4096 OpenPGP, Ed25519 TLS) in an existing directory. */
 export async function makeDebianKeys(dir: string, extraArgs: string[] = []): Promise<void> {
-  must(await run(DEBIAN_KEYGEN, ["--dir", dir, "--force", ...extraArgs], { timeoutMs: 120_000 }), "Debian mandos-keygen");
+  must(await run(debianPeer(DEBIAN_KEYGEN), ["--dir", dir, "--force", ...extraArgs], { timeoutMs: 120_000 }), "Debian mandos-keygen");
 }
 
 /**
@@ -46,7 +151,7 @@ export async function debianPasswordSection(dir: string, password: string | Buff
     const passfile = join(tmp, "pass");
     writeFileSync(passfile, password, { mode: 0o600 });
     const r = must(
-      await run(DEBIAN_KEYGEN, ["--dir", dir, "--passfile", passfile, "--name", name, "--no-ssh"], { timeoutMs: 60_000 }),
+      await run(debianPeer(DEBIAN_KEYGEN), ["--dir", dir, "--passfile", passfile, "--name", name, "--no-ssh"], { timeoutMs: 60_000 }),
       "Debian mandos-keygen --passfile",
     );
     return r.stdout.toString();
@@ -207,7 +312,7 @@ export async function startDebianServer(opts: DebianServerOptions): Promise<Debi
     writeFileSync(join(dir, "clients.conf"), opts.clientsConf, { mode: 0o600 });
     const args = ["--debug", "--configdir", dir, "--statedir", dir, "--no-zeroconf", "--no-restore"];
     if (!opts.dbus) args.push("--no-dbus");
-    child = spawn(DEBIAN_SERVER, args, {
+    child = spawn(debianPeer(DEBIAN_SERVER), args, {
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,
       env: { ...process.env, ...opts.env, DBUS_SYSTEM_BUS_ADDRESS: bus.address },
@@ -270,13 +375,14 @@ export function runDebianClient(
   ];
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const isolate = opts.isolate ?? (isRoot && !requires({ commands: ["unshare", "mount"] }));
-  if (!isolate) return run(DEBIAN_CLIENT, clientArgs, { timeoutMs });
+  const client = debianPeer(DEBIAN_CLIENT);
+  if (!isolate) return run(client, clientArgs, { timeoutMs });
   return run(
     "unshare",
     [
       "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child",
       "sh", "-c", 'mount -t tmpfs -o mode=755 tmpfs /run && mkdir -m 700 /run/tmp && exec "$@"', "sh",
-      DEBIAN_CLIENT, ...clientArgs,
+      client, ...clientArgs,
     ],
     { timeoutMs },
   );

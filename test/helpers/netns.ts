@@ -10,10 +10,9 @@ import assert from "node:assert/strict";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { RigCleanup, deleteNamespace, ip } from "./rig-cleanup.js";
+import { RigCleanup, ip } from "./rig-cleanup.js";
 
 const live = new RigCleanup("mzt");
-let counter = 0;
 
 /** Kill every registered process and delete every registered namespace (synchronous). */
 export function cleanupAll(): void {
@@ -52,16 +51,7 @@ export interface NsPair {
  * at once.
  */
 export async function createNsPair(opts: { ipv4?: boolean } = {}): Promise<NsPair> {
-  live.hookExit();
-  live.sweepStale();
-  const n = ++counter;
-  const nsA = `${live.prefix}-${process.pid}-${n}-a`;
-  const nsB = `${live.prefix}-${process.pid}-${n}-b`;
-  for (const ns of [nsA, nsB]) {
-    ip(["netns", "add", ns]);
-    live.namespaces.add(ns);
-    ip(["-n", ns, "link", "set", "lo", "up"]);
-  }
+  const nsA = live.createNamespace();
   const links: VethLink[] = [];
   const addLink = async (o: { ipv4?: boolean } = {}): Promise<VethLink> => {
     const k = links.length;
@@ -86,13 +76,13 @@ export async function createNsPair(opts: { ipv4?: boolean } = {}): Promise<NsPai
     links.push(link);
     return link;
   };
+  let nsB = "";
   const destroy = () => {
-    for (const ns of [nsA, nsB]) {
-      deleteNamespace(ns);
-      live.namespaces.delete(ns);
-    }
+    live.removeNamespace(nsA);
+    live.removeNamespace(nsB);
   };
   try {
+    nsB = live.createNamespace();
     await addLink(opts);
   } catch (err) {
     destroy();

@@ -2,6 +2,7 @@
 // processes, network namespaces, directories, daemons), registered so that
 // all of it is removed at process exit and on SIGINT/SIGTERM/SIGHUP, even
 // when a test fails; and namespaces that earlier, killed runs left behind.
+// Every rig creates and deletes its network namespaces here.
 import { spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 
@@ -32,6 +33,7 @@ export class RigCleanup {
   /** Stopped after the processes, before the namespaces go (e.g. private buses). */
   readonly services = new Set<{ stop(): void }>();
   #hooked = false;
+  #namespaceCount = 0;
 
   /** The rig names its namespaces `${prefix}-${process.pid}-…`. */
   constructor(readonly prefix: string) {}
@@ -53,6 +55,26 @@ export class RigCleanup {
     for (const d of this.dirs) rmSync(d, { recursive: true, force: true });
     this.dirs.clear();
   };
+
+  /**
+   * A fresh network namespace named `${prefix}-${pid}-${n}`, removed at
+   * cleanup (stale ones of earlier runs are swept first); lo is brought up
+   * unless `loopbackUp` is false.
+   */
+  createNamespace(opts: { loopbackUp?: boolean } = {}): string {
+    this.hookExit();
+    this.sweepStale();
+    const name = `${this.prefix}-${process.pid}-${++this.#namespaceCount}`;
+    ip(["netns", "add", name]);
+    this.namespaces.add(name);
+    if (opts.loopbackUp ?? true) ip(["-n", name, "link", "set", "lo", "up"]);
+    return name;
+  }
+
+  /** Delete one namespace made by createNamespace now (idempotent). */
+  removeNamespace(name: string): void {
+    if (this.namespaces.delete(name)) deleteNamespace(name);
+  }
 
   /** Clean up at exit and on the usual signals (once per rig). */
   hookExit(): void {

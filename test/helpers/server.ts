@@ -8,11 +8,10 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { Message, sessionBus, type MessageBus, type Variant } from "dbus-next";
 import { BIN, ROOT, run, type RunResult } from "./index.js";
+import { DEBIAN_CLIENT, DEBIAN_CTL, DEBIAN_SERVER, debianPasswordSection, debianPeer, makeDebianKeys } from "./debian-peer.js";
 
-export const DEBIAN_CTL = "/usr/sbin/mandos-ctl";
-export const DEBIAN_MONITOR = "/usr/sbin/mandos-monitor";
-export const DEBIAN_SERVER = "/usr/sbin/mandos";
-export const DEBIAN_CLIENT = "/usr/lib/x86_64-linux-gnu/mandos/plugins.d/mandos-client";
+// For the tests that take it from here.
+export { DEBIAN_CTL };
 export const POLICY = join(ROOT, "units", "dbus-mandos.conf");
 
 /** The uid/gid our server (and Debian's) switches to; the state directory must be theirs. */
@@ -38,6 +37,17 @@ export function serverWritableDir(path: string): string {
   const ids = mandosIds();
   if (ids && process.getuid?.() === 0) chownSync(path, ids.uid, ids.gid);
   return path;
+}
+
+/**
+ * `setpriv` arguments that run a program as uid/gid 65534, a local user
+ * who is not the server's: with no supplementary group ("stranger"), or
+ * with the server's group added ("member", which D-Bus policies see).
+ */
+export function asNobody(who: "stranger" | "member"): string[] {
+  const ids = mandosIds();
+  if (who === "member" && !ids) throw new Error("no _mandos group to be a member of");
+  return [`--reuid=65534`, `--regid=65534`, who === "member" ? `--groups=${ids!.gid}` : "--clear-groups"];
 }
 
 export interface PrivateBus {
@@ -164,7 +174,7 @@ export async function startServer(opts: {
 }): Promise<RunningServer> {
   const args = ["--debug", "--configdir", opts.configDir, "--statedir", opts.stateDir, "--no-zeroconf", ...(opts.args ?? [])];
   const proc = opts.debian
-    ? spawn("/usr/bin/python3", ["-bI", DEBIAN_SERVER, ...args], { env: opts.env, stdio: ["ignore", "pipe", "pipe"] })
+    ? spawn("/usr/bin/python3", ["-bI", debianPeer(DEBIAN_SERVER), ...args], { env: opts.env, stdio: ["ignore", "pipe", "pipe"] })
     : spawn(process.execPath, [join(BIN, "mandos"), ...args], { env: opts.env, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
@@ -227,7 +237,7 @@ export async function waitFor(what: string, cond: () => boolean | Promise<boolea
 /** Run Debian's mandos-ctl or ours with the private bus. */
 export function ctl(which: "debian" | "ours", args: string[], env: NodeJS.ProcessEnv, timeoutMs = 20_000): Promise<RunResult> {
   return which === "debian"
-    ? run("/usr/bin/python3", ["-bbI", DEBIAN_CTL, ...args], { env, timeoutMs })
+    ? run("/usr/bin/python3", ["-bbI", debianPeer(DEBIAN_CTL), ...args], { env, timeoutMs })
     : run(process.execPath, [join(BIN, "mandos-ctl"), ...args], { env, timeoutMs });
 }
 
@@ -250,13 +260,8 @@ export interface ClientKeys {
 
 export async function makeKeys(dir: string, passphrase: string): Promise<ClientKeys> {
   mkdirSync(dir, { recursive: true });
-  const gen = await run("mandos-keygen", ["--dir", dir, "--force"], { timeoutMs: 120_000 });
-  if (gen.code !== 0) throw new Error(`mandos-keygen failed: ${gen.stderr}`);
-  const passfile = join(dir, "passphrase");
-  writeFileSync(passfile, passphrase, { mode: 0o600 });
-  const sec = await run("mandos-keygen", ["--dir", dir, "--passfile", passfile, "--name", "KEYNAME", "--no-ssh"], { timeoutMs: 120_000 });
-  if (sec.code !== 0) throw new Error(`mandos-keygen --passfile failed: ${sec.stderr}`);
-  const text = sec.stdout.toString();
+  await makeDebianKeys(dir);
+  const text = await debianPasswordSection(dir, passphrase, "KEYNAME");
   return { dir, section: (name) => text.replace("[KEYNAME]", `[${name}]`).replace(/^host = .*$/m, "host = localhost") };
 }
 
@@ -274,7 +279,7 @@ export interface Fetch {
 export function startFetch(keys: ClientKeys, port: number, timeoutMs = 20_000): Fetch {
   const k = keys.dir;
   const child = spawn(
-    DEBIAN_CLIENT,
+    debianPeer(DEBIAN_CLIENT),
     [
       `--connect=::1:${port}`,
       `--pubkey=${join(k, "pubkey.txt")}`,

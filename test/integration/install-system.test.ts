@@ -21,6 +21,7 @@ import {
 import { join, relative } from "node:path";
 import { ROOT, requires, tempDir } from "../helpers/index.js";
 import { INSTALL_SCRIPT, installInto, installStaged, needsBuild, run } from "../helpers/integration.js";
+import { DEBIAN_CTL, DEBIAN_KEYGEN, DEBIAN_SERVER, debianPeer, debianPeerMissing } from "../helpers/debian-peer.js";
 
 const LIB = "usr/lib/mandos-ts";
 const PROGRAMS = { mandos: "server", "mandos-client": "client", "mandos-ctl": "ctl", "mandos-keygen": "keygen", "password-agent": "agent" };
@@ -275,9 +276,9 @@ test("without a build, install-system says to run tsc and installs nothing", asy
 });
 
 test("Debian's Mandos packages are untouched and still work after an install", {
-  skip: needsBuild() || requires({ files: ["/usr/sbin/mandos", "/usr/sbin/mandos-keygen"] }),
+  skip: needsBuild() || debianPeerMissing(DEBIAN_SERVER, DEBIAN_CTL, DEBIAN_KEYGEN),
 }, async () => {
-  const watched = ["/usr/sbin/mandos", "/usr/sbin/mandos-ctl", "/usr/sbin/mandos-keygen", "/lib/systemd/system/mandos.service",
+  const watched = [DEBIAN_SERVER, DEBIAN_CTL, DEBIAN_KEYGEN, "/lib/systemd/system/mandos.service",
     "/usr/lib/sysusers.d/mandos.conf", "/usr/lib/tmpfiles.d/mandos.conf", "/usr/lib/mandos-ts", "/usr/share/man/man8/intro.8mandos.gz"];
   const state = () =>
     watched.map((p) => {
@@ -289,10 +290,10 @@ test("Debian's Mandos packages are untouched and still work after an install", {
   const staged = await installStaged();
   try {
     assert.deepEqual(state(), before);
-    const server = await run("/usr/sbin/mandos", ["--version"], { timeoutMs: 30_000 });
+    const server = await run(debianPeer(DEBIAN_SERVER), ["--version"], { timeoutMs: 30_000 });
     assert.equal(server.code, 0, server.stderr);
     assert.match(server.stdout.toString() + server.stderr, /1\.8\.\d+/);
-    const keygen = await run("/usr/sbin/mandos-keygen", ["--version"], { timeoutMs: 30_000 });
+    const keygen = await run(debianPeer(DEBIAN_KEYGEN), ["--version"], { timeoutMs: 30_000 });
     assert.equal(keygen.code, 0, keygen.stderr);
     assert.match(keygen.stdout.toString(), /1\.8\.\d+/);
   } finally {

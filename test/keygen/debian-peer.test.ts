@@ -7,9 +7,9 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BIN, requires, run, tempDir } from "../helpers/index.js";
-import { debianPeerMissing, makeDebianKeys, runDebianClient, startDebianServer } from "../helpers/debian-peer.js";
+import { debianInteropMissing, makeDebianKeys, runDebianClient, startDebianServer } from "../helpers/debian-peer.js";
 
-const SKIP = debianPeerMissing() || requires({ root: true });
+const SKIP = debianInteropMissing() || requires({ root: true });
 
 async function ourSection(keysDir: string, password: string, name: string): Promise<string> {
   const passfile = join(keysDir, "..", "pass");

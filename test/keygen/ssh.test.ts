@@ -8,16 +8,17 @@ import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BIN, requires, run, tempDir } from "../helpers/index.js";
-import { DEBIAN_KEYGEN, sectionSecret, sectionValue } from "../helpers/debian-peer.js";
+import { DEBIAN_KEYGEN, debianPeer, debianPeerMissing, sectionSecret, sectionValue } from "../helpers/debian-peer.js";
 import { decryptSecret, loadDecryptionKeys } from "../../src/pgp/index.js";
 import { findSshHostKey, parseKeyscan } from "../../src/keygen/ssh.js";
 import { sshChecker } from "../../src/keygen/section.js";
 
-const SKIP = requires({
-  root: true,
-  commands: ["unshare", "ip", "ssh-keygen", "ssh-keyscan", "mount"],
-  files: ["/usr/sbin/sshd", DEBIAN_KEYGEN],
-});
+const SKIP =
+  requires({
+    root: true,
+    commands: ["unshare", "ip", "ssh-keygen", "ssh-keyscan", "mount"],
+    files: ["/usr/sbin/sshd"],
+  }) || debianPeerMissing(DEBIAN_KEYGEN);
 
 const SCRIPT = `
 set -e
@@ -59,7 +60,7 @@ async function sections(withSshd: boolean) {
         K: k,
         NODE: process.execPath,
         KEYGEN: join(BIN, "mandos-keygen"),
-        DEBIAN_KEYGEN,
+        DEBIAN_KEYGEN: debianPeer(DEBIAN_KEYGEN),
       },
     },
   );

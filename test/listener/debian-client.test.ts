@@ -2,25 +2,23 @@
 // module in the server role (the Mandos server is the TLS client).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { startListener, type SecretRequest } from "../../src/server/listener.js";
 import { keyIdFromPem } from "../../src/tls/keyid.js";
 import { makeLogger } from "../../src/cli/log.js";
-import { requires, run, tempDir } from "../helpers/index.js";
+import { requires, tempDir } from "../helpers/index.js";
 import { gpgEncrypt } from "../helpers/gpg.js";
-
-const DEBIAN_CLIENT = "/usr/lib/x86_64-linux-gnu/mandos/plugins.d/mandos-client";
+import { DEBIAN_CLIENT, DEBIAN_KEYGEN, debianPeerMissing, makeDebianKeys, runDebianClient } from "../helpers/debian-peer.js";
 
 test(
   "Debian's mandos-client gets its password from our listener",
-  { skip: requires({ commands: ["mandos-keygen", "gpg"], files: [DEBIAN_CLIENT] }), timeout: 60_000 },
+  { skip: requires({ commands: ["gpg"] }) || debianPeerMissing(DEBIAN_KEYGEN, DEBIAN_CLIENT), timeout: 60_000 },
   async () => {
     using dir = tempDir();
     const keys = join(dir.path, "keys");
     mkdirSync(keys);
-    execFileSync("mandos-keygen", ["--dir", keys, "--force"], { stdio: "ignore" });
+    await makeDebianKeys(keys);
     const secret = gpgEncrypt(join(keys, "pubkey.txt"), "correct horse battery staple");
     const keyId = keyIdFromPem(readFileSync(join(keys, "tls-pubkey.pem")));
     const requests: SecretRequest[] = [];
@@ -38,12 +36,7 @@ test(
       },
     });
     try {
-      const args = (k: string) => [
-        "--connect", `::1:${listener.port}`, "--interface", "none",
-        "--pubkey", join(k, "pubkey.txt"), "--seckey", join(k, "seckey.txt"),
-        "--tls-pubkey", join(k, "tls-pubkey.pem"), "--tls-privkey", join(k, "tls-privkey.pem"),
-      ];
-      const r = await run(DEBIAN_CLIENT, args(keys), { timeoutMs: 20_000 });
+      const r = await runDebianClient(keys, listener.port, { timeoutMs: 20_000 });
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout.toString(), "correct horse battery staple");
       assert.equal(requests.length, 1);

@@ -20,15 +20,13 @@ import {
   startServer,
   waitFor,
   writeConfig,
-  DEBIAN_CTL,
-  DEBIAN_CLIENT,
-  DEBIAN_MONITOR,
   type ClientKeys,
   type PrivateBus,
   type RunningServer,
 } from "../helpers/server.js";
+import { DEBIAN_CLIENT, DEBIAN_CTL, DEBIAN_KEYGEN, DEBIAN_MONITOR, debianPasswordSection, debianPeer, debianPeerMissing, sectionSecret } from "../helpers/debian-peer.js";
 
-const skip = requires({ commands: ["dbus-daemon", "mandos-keygen"], files: [DEBIAN_CTL, DEBIAN_CLIENT] });
+const skip = requires({ commands: ["dbus-daemon"] }) || debianPeerMissing(DEBIAN_CTL, DEBIAN_CLIENT, DEBIAN_KEYGEN);
 
 let dir: ReturnType<typeof tempDir>;
 let bus: PrivateBus;
@@ -232,11 +230,7 @@ test("approval: Debian's mandos-client waits until approved or denied", { skip, 
 
 test("a new secret set with --secret is what the client gets next", { skip, timeout: 60_000 }, async () => {
   // Another OpenPGP message for the same client key, with another passphrase.
-  const passfile = join(dir.path, "other-pass");
-  writeFileSync(passfile, "swordfish");
-  const sec = spawnSync("mandos-keygen", ["--dir", keys.dir, "--passfile", passfile, "--no-ssh"], { encoding: "utf8", timeout: 60_000 });
-  assert.equal(sec.status, 0, sec.stderr);
-  const b64 = /secret =\n((?:\s+\S+\n?)+)/.exec(sec.stdout)![1]!.replace(/\s+/g, "");
+  const b64 = sectionSecret(await debianPasswordSection(keys.dir, "swordfish", "other")).toString("base64");
   const secretFile = join(dir.path, "secret.bin");
   writeFileSync(secretFile, Buffer.from(b64, "base64"));
   assert.equal((await ctl("ours", ["--secret", secretFile, "foo.example"], bus.env)).code, 0);
@@ -268,10 +262,10 @@ test("an unknown key gives ClientNotFound; a disabled client is rejected", { ski
   assert.equal(nf.body[1], "::1");
 });
 
-test("mandos-monitor shows our clients and follows changes", { skip: skip || requires({ commands: ["tmux"], files: [DEBIAN_MONITOR] }), timeout: 60_000 }, async () => {
+test("mandos-monitor shows our clients and follows changes", { skip: skip || requires({ commands: ["tmux"] }) || debianPeerMissing(DEBIAN_MONITOR), timeout: 60_000 }, async () => {
   const session = `mandos-test-${process.pid}`;
   const tmux = (...args: string[]) => spawnSync("tmux", args, { encoding: "utf8", timeout: 10_000 });
-  tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "30", `env DBUS_SYSTEM_BUS_ADDRESS=${bus.address} TERM=xterm ${DEBIAN_MONITOR}`);
+  tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "30", `env DBUS_SYSTEM_BUS_ADDRESS=${bus.address} TERM=xterm ${debianPeer(DEBIAN_MONITOR)}`);
   try {
     const screen = () => tmux("capture-pane", "-t", session, "-p").stdout;
     await waitFor("the monitor to list clients", () => /baz: enabled/.test(screen()) && /bar-2\.example: DISABLED/.test(screen()));

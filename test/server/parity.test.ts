@@ -8,9 +8,10 @@ import { chmodSync } from "node:fs";
 import { join } from "node:path";
 import { Message, Variant, systemBus, type MessageBus } from "dbus-next";
 import { requires, tempDir } from "../helpers/index.js";
-import { fakeKeyId, freePort, serverWritableDir, startBus, startServer, writeConfig, DEBIAN_SERVER } from "../helpers/server.js";
+import { fakeKeyId, freePort, serverWritableDir, startBus, startServer, writeConfig } from "../helpers/server.js";
+import { DEBIAN_SERVER, debianPeerMissing } from "../helpers/debian-peer.js";
 
-const skip = requires({ root: true, commands: ["dbus-daemon", "gpg"], files: [DEBIAN_SERVER, "/usr/bin/python3"] });
+const skip = requires({ root: true, commands: ["dbus-daemon", "gpg"], files: ["/usr/bin/python3"] }) || debianPeerMissing(DEBIAN_SERVER);
 
 interface Api {
   /** "iface method Name(in)->(out)", "iface signal Name(sig)", "iface property Name type access", annotations. */

@@ -6,14 +6,14 @@ import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { ROOT, requires, tempDir, run } from "../helpers/index.js";
+import { ROOT, requires, tempDir } from "../helpers/index.js";
 import { spawnInNs, startAnnouncer, startBrowser, testRig, type NsProcess } from "../helpers/netns.js";
+import { DEBIAN_CLIENT, DEBIAN_KEYGEN, DEBIAN_SERVER, debianPeer, debianPeerMissing, makeDebianKeys } from "../helpers/debian-peer.js";
 
 const DIST = join(ROOT, "dist");
-const MANDOS_CLIENT = "/usr/lib/x86_64-linux-gnu/mandos/plugins.d/mandos-client";
-const clientSkip = requires({ root: true, commands: ["ip", "unshare", "mandos-keygen"], files: [MANDOS_CLIENT] });
-const avahiSkip = requires({ root: true, commands: ["ip", "unshare", "avahi-daemon", "dbus-daemon", "mandos-keygen"], files: [MANDOS_CLIENT] });
-const serverSkip = requires({ root: true, commands: ["ip", "unshare", "avahi-daemon", "dbus-daemon"], files: ["/usr/sbin/mandos"] });
+const clientSkip = requires({ root: true, commands: ["ip", "unshare"] }) || debianPeerMissing(DEBIAN_KEYGEN, DEBIAN_CLIENT);
+const avahiSkip = requires({ root: true, commands: ["ip", "unshare", "avahi-daemon", "dbus-daemon"] }) || debianPeerMissing(DEBIAN_KEYGEN, DEBIAN_CLIENT);
+const serverSkip = requires({ root: true, commands: ["ip", "unshare", "avahi-daemon", "dbus-daemon"] }) || debianPeerMissing(DEBIAN_SERVER);
 
 type Ev = Record<string, unknown>;
 
@@ -24,14 +24,13 @@ describe("Debian's mandos-client and mandos as Zeroconf peers", () => {
   before(async () => {
     if (clientSkip) return;
     mkdirSync(keys, { recursive: true });
-    const r = await run("mandos-keygen", ["--dir", keys, "--force"], { timeoutMs: 60_000 });
-    assert.equal(r.code, 0, `mandos-keygen failed: ${r.stderr}`);
+    await makeDebianKeys(keys);
   });
 
   const startClient = (ns: string, iface: string) =>
     spawnInNs(
       ns,
-      MANDOS_CLIENT,
+      debianPeer(DEBIAN_CLIENT),
       [
         "--debug",
         `--interface=${iface}`,
@@ -106,7 +105,7 @@ describe("Debian's mandos-client and mandos as Zeroconf peers", () => {
     const server = r.keep(
       spawnInNs(
         pair.nsA,
-        "/usr/sbin/mandos",
+        debianPeer(DEBIAN_SERVER),
         ["--debug", "--configdir", conf, "--statedir", join(conf, "state"), "--no-dbus", "--no-restore"],
         { env: { DBUS_SYSTEM_BUS_ADDRESS: avahiA.busAddress }, timeoutMs: 120_000 },
       ),
