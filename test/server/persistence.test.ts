@@ -9,6 +9,7 @@ import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "no
 import { join } from "node:path";
 import { Variant, type MessageBus } from "dbus-next";
 import { requires, tempDir } from "../helpers/index.js";
+import { debianPeerMissing } from "../helpers/debian-peer.js";
 import {
   callServer,
   connectBus,
@@ -26,7 +27,7 @@ import {
   type RunningServer,
 } from "../helpers/server.js";
 
-const skip = requires({ commands: ["dbus-daemon"], files: [DEBIAN_CTL] });
+const skip = requires({ commands: ["dbus-daemon"] }) || debianPeerMissing(DEBIAN_CTL);
 
 let dir: ReturnType<typeof tempDir>;
 let bus: PrivateBus;
