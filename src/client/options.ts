@@ -109,17 +109,18 @@ function interfaceWords(values: readonly string[] | undefined): string[] {
 /**
  * What the password agent needs to know of the command line it runs the
  * client with (its options after the program): the --interface words and
- * whether --connect is given, read exactly as the client reads them.
+ * its --connect, read exactly as the client reads them.
  * Never exits (unlike parseClientOptions with --help); throws UsageError.
  */
-export function clientSelection(argv: string[]): { interfaces: string[]; connectMode: boolean } {
+export function clientSelection(argv: string[]): { interfaces: string[]; connect: string | null } {
   let values;
   try {
-    ({ values } = parseArgs({ args: argv, options: { ...OPTIONS, help: { type: "boolean", short: "?" }, version: { type: "boolean", short: "V" } }, strict: true }));
+    const options = { ...OPTIONS, help: { type: "boolean", short: "?" }, version: { type: "boolean", short: "V" } } as const;
+    ({ values } = parseArgs({ args: argv, options, strict: true }));
   } catch (err) {
     throw new UsageError((err as Error).message.split("\n")[0]);
   }
-  return { interfaces: interfaceWords(values.interface), connectMode: values.connect !== undefined };
+  return { interfaces: interfaceWords(values.interface), connect: values.connect ?? null };
 }
 
 export function parseClientOptions(argv: string[]): ClientOptions {

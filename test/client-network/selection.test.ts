@@ -117,8 +117,8 @@ test("--interface patterns on the command line: checked when parsed, read the sa
   assert.throws(() => parseClientOptions(["-i", "eth0,!"]), { message: "--interface: empty pattern" });
   assert.deepEqual(clientSelection(["--pubkey=/k", "-i", "eth0,none", "--interface=eth1", "--debug"]), {
     interfaces: ["eth0", "none", "eth1"],
-    connectMode: false,
+    connect: null,
   });
-  assert.deepEqual(clientSelection(["--connect", "[fe80::1]:2", "--help"]), { interfaces: [], connectMode: true }, "never exits");
+  assert.deepEqual(clientSelection(["--connect", "[fe80::1]:2", "--help"]), { interfaces: [], connect: "[fe80::1]:2" }, "never exits");
   assert.throws(() => clientSelection(["--no-such-option"]), { message: /Unknown option '--no-such-option'/ });
 });
