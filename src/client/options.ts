@@ -40,10 +40,11 @@ Get a password from a Mandos server, print it on standard output.
                                network interfaces to bring up and use
                                ("none": only those named before it)
   -i, --interface=PATTERN[,PATTERN...]
-                               or patterns (fnmatch: * ? [...]), each
-                               "!" excluded or "+" included, the first
-                               match decides; after a "!" last (or none):
-                               !tun*,!tap*,!sl*,!lo,* (suitable ones)
+                               or patterns (fnmatch: * ? [...]), "!" to
+                               leave out, "+" to take; the first match
+                               decides; a list ending with a "!" pattern
+                               goes on with !tun*,!tap*,!sl*,!lo,*
+                               (that * takes suitable interfaces only)
   -p, --pubkey=FILE            OpenPGP public key (${KEYDIR}/pubkey.txt)
   -s, --seckey=FILE            OpenPGP secret key (${KEYDIR}/seckey.txt)
   -T, --tls-pubkey=FILE        TLS raw public key, PEM (${KEYDIR}/tls-pubkey.pem)
