@@ -22,6 +22,7 @@ import { currentIdentity, examineQuestionFile, facts, listQuestionFiles } from "
 import { loadUnixDgram, sendDatagram } from "../sys/unix-dgram.js";
 import { protectMemory } from "../sys/no-core.js";
 import { interpreterOf, unreachableReason } from "./reach.js";
+import { selectionOfClient, serveClientNetwork, type ClientNetwork } from "./network.js";
 
 export interface AgentHost {
   log: Logger;
@@ -68,6 +69,14 @@ export class PasswordAgent {
   private exitAfterClient: number | null = null;
   private finished = false;
   private readonly trusted: number[];
+  /**
+   * The client's --interface selection and --connect, when we do its
+   * network steps: we are root, it runs as another user, and we can read
+   * its options (otherwise it is not ours to help, and gets no channel).
+   */
+  private readonly clientSelection: { interfaces: string[]; connect: string | null } | null;
+  /** The steps done for the running client, undone when it ends. */
+  private network: ClientNetwork | null = null;
   private resolveExit: (code: number) => void = () => {};
 
   constructor(
@@ -76,6 +85,8 @@ export class PasswordAgent {
   ) {
     this.trusted = host.uid === 0 ? [0] : [0, host.uid];
     this.prefetchPending = opts.prefetch;
+    const selection = host.uid === 0 && opts.user !== 0 ? selectionOfClient(opts.client.slice(1)) : null;
+    this.clientSelection = selection && !("unknown" in selection) ? selection : null;
   }
 
   /** Run until idle; resolves with the exit status. */
@@ -285,21 +296,32 @@ export class PasswordAgent {
       return;
     }
     this.client = { kind: "running" };
+    const selection = this.clientSelection;
     try {
-      this.run_ = startClient(
+      const run = startClient(
         {
           command: o.client,
           helperDirectory: o.helperDirectory,
           credentials: this.host.uid === 0 ? { uid: o.user, gid: o.group } : null,
+          channel: selection !== null,
         },
         {
           onSpawnError: (err) => {
             this.run_ = undefined; // it never ran: nothing to wait for
+            void this.undoNetwork();
             this.fatal(`cannot run the Mandos client ${o.client[0]} as ${this.clientUser()}: ${errorMessage(err)}`);
           },
-          onEnd: (e) => this.clientEnded(e),
+          // Its run ends once what was done for it is undone: a next run starts on a clean network.
+          onEnd: (e) => void this.undoNetwork().then(() => this.clientEnded(e)),
         },
       );
+      this.run_ = run;
+      if (run.channel && selection) {
+        this.network = serveClientNetwork(run.channel, selection, this.host.log, (reason) => {
+          this.host.log.error(`the Mandos client ${o.client[0]} ${reason}; stopped it`);
+          run.kill();
+        });
+      }
     } catch (err) {
       this.fatal(`cannot run Mandos client ${o.client[0]}: ${errorMessage(err)}`);
       return;
@@ -313,6 +335,14 @@ export class PasswordAgent {
     } catch (err) {
       this.fatal(`cannot prepare for the answer: ${errorMessage(err)}`);
     }
+  }
+
+  /** Undo the network steps done for the client that ended (never rejects). */
+  private undoNetwork(): Promise<void> {
+    const network = this.network;
+    this.network = null;
+    if (!network) return Promise.resolve();
+    return network.close().catch((err: unknown) => this.host.log.warning(`undoing the network steps: ${errorMessage(err)}`));
   }
 
   private clientEnded(e: ClientEndEvent): void {

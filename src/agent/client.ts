@@ -4,7 +4,12 @@
 // last lines kept to tell why it failed, and it runs with the
 // configured user and group when we are root. Its output is collected into
 // Buffers only (never a string) and the pieces are wiped once joined.
+// Offered a channel, it gets a socket pair as descriptor 3 and
+// MANDOS_CLIENT_ROLE=agent, for its requests to do network steps
+// (src/agent/network.ts); a client that does not know it leaves it alone.
 import { spawn, type ChildProcess } from "node:child_process";
+import type { Duplex } from "node:stream";
+import { CLIENT_ROLE_ENV } from "../client/ipc.js";
 
 /** More than any passphrase systemd accepts; a client printing more is broken. */
 export const MAX_CLIENT_OUTPUT = 64 * 1024;
@@ -16,6 +21,8 @@ export interface ClientSpec {
   helperDirectory: string;
   /** Switch to these IDs before exec (only possible, and only done, as root). */
   credentials: { uid: number; gid: number } | null;
+  /** Give the client a request channel as its descriptor 3. */
+  channel: boolean;
 }
 
 export interface ClientEndEvent {
@@ -30,8 +37,12 @@ export interface ClientEndEvent {
 
 export interface ClientRun {
   readonly pid: number | undefined;
+  /** Our end of the request channel, if it was offered one. */
+  readonly channel: Duplex | null;
   /** SIGTERM now, SIGKILL if it is still there after graceMs. */
   stop(graceMs: number): void;
+  /** SIGKILL now: it broke the rules of the channel (its end counts as a failure). */
+  kill(): void;
 }
 
 export interface ClientHandlers {
@@ -42,14 +53,17 @@ export interface ClientHandlers {
 
 export function startClient(spec: ClientSpec, handlers: ClientHandlers): ClientRun {
   const [file, ...args] = spec.command;
-  const env = { ...process.env, MANDOSPLUGINHELPERDIR: spec.helperDirectory };
+  const env: NodeJS.ProcessEnv = { ...process.env, MANDOSPLUGINHELPERDIR: spec.helperDirectory };
+  // Only we say what its descriptor 3 is.
+  delete env[CLIENT_ROLE_ENV];
+  if (spec.channel) env[CLIENT_ROLE_ENV] = "agent";
   // libuv calls setgroups(0, NULL) before setgid()/setuid() when uid/gid are
   // given, so the client keeps none of root's supplementary groups.
   // Its own process group (detached = setsid), so stopping it also stops
   // anything it started that still holds the output pipe.
   const child: ChildProcess = spawn(file!, args, {
     env,
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: spec.channel ? ["ignore", "pipe", "pipe", "pipe"] : ["ignore", "pipe", "pipe"],
     detached: true,
     ...(spec.credentials ?? {}),
   });
@@ -116,6 +130,8 @@ export function startClient(spec: ClientSpec, handlers: ClientHandlers): ClientR
 
   return {
     pid: child.pid,
+    channel: spec.channel ? (child.stdio[3] as Duplex) : null,
+    kill: () => signalGroup("SIGKILL"),
     stop(graceMs) {
       if (settled || stoppedByUs) return;
       stoppedByUs = true;

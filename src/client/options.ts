@@ -1,7 +1,9 @@
 // The client's command line: Mandos 1.8's options, parsed into a plain
 // object that every later step takes as input.
+import { parseArgs } from "node:util";
 import { UsageError, numberOption, parseCommandLine } from "../cli/args.js";
 import { DEFAULT_PRIORITY } from "../tls/session.js";
+import { isPatternList, parseRules } from "./network/patterns.js";
 
 export interface ConnectTarget {
   address: string;
@@ -12,7 +14,7 @@ export interface ClientOptions {
   connect: ConnectTarget | null;
   /** --connect exactly as given (network hooks get it as CONNECT). */
   connectText: string | null;
-  /** --interface values split on commas, in order; may contain "none". */
+  /** --interface values split on commas, in order: plain names (may contain "none"), or patterns. */
   interfaces: string[];
   pubkey: string;
   seckey: string;
@@ -37,6 +39,12 @@ Get a password from a Mandos server, print it on standard output.
   -i, --interface=NAME[,NAME...]
                                network interfaces to bring up and use
                                ("none": only those named before it)
+  -i, --interface=PATTERN[,PATTERN...]
+                               or patterns (fnmatch: * ? [...]), "!" to
+                               leave out, "+" to take; the first match
+                               decides; a list ending with a "!" pattern
+                               goes on with !tun*,!tap*,!sl*,!lo,*
+                               (that * takes suitable interfaces only)
   -p, --pubkey=FILE            OpenPGP public key (${KEYDIR}/pubkey.txt)
   -s, --seckey=FILE            OpenPGP secret key (${KEYDIR}/seckey.txt)
   -T, --tls-pubkey=FILE        TLS raw public key, PEM (${KEYDIR}/tls-pubkey.pem)
@@ -68,28 +76,56 @@ export function parseConnect(value: string): ConnectTarget {
   return { address, port };
 }
 
+const OPTIONS = {
+  connect: { type: "string", short: "c" },
+  interface: { type: "string", short: "i", multiple: true },
+  pubkey: { type: "string", short: "p" },
+  seckey: { type: "string", short: "s" },
+  "tls-pubkey": { type: "string", short: "T" },
+  "tls-privkey": { type: "string", short: "t" },
+  priority: { type: "string" },
+  "dh-bits": { type: "string" },
+  "dh-params": { type: "string" },
+  delay: { type: "string" },
+  retry: { type: "string" },
+  "network-hook-dir": { type: "string" },
+  timeout: { type: "string" },
+  debug: { type: "boolean" },
+  usage: { type: "boolean" },
+} as const;
+
+/** --interface values split on commas, checked if they are patterns. */
+function interfaceWords(values: readonly string[] | undefined): string[] {
+  const words = (values ?? []).flatMap((v) => v.split(",")).filter((v) => v !== "");
+  if (isPatternList(words)) {
+    try {
+      parseRules(words);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
+  return words;
+}
+
+/**
+ * What the password agent needs to know of the command line it runs the
+ * client with (its options after the program): the --interface words and
+ * its --connect, read exactly as the client reads them.
+ * Never exits (unlike parseClientOptions with --help); throws UsageError.
+ */
+export function clientSelection(argv: string[]): { interfaces: string[]; connect: string | null } {
+  let values;
+  try {
+    const options = { ...OPTIONS, help: { type: "boolean", short: "?" }, version: { type: "boolean", short: "V" } } as const;
+    ({ values } = parseArgs({ args: argv, options, strict: true }));
+  } catch (err) {
+    throw new UsageError((err as Error).message.split("\n")[0]);
+  }
+  return { interfaces: interfaceWords(values.interface), connect: values.connect ?? null };
+}
+
 export function parseClientOptions(argv: string[]): ClientOptions {
-  const { values } = parseCommandLine(
-    { name: "mandos-client", usage: USAGE, versionShort: "V" },
-    {
-      connect: { type: "string", short: "c" },
-      interface: { type: "string", short: "i", multiple: true },
-      pubkey: { type: "string", short: "p" },
-      seckey: { type: "string", short: "s" },
-      "tls-pubkey": { type: "string", short: "T" },
-      "tls-privkey": { type: "string", short: "t" },
-      priority: { type: "string" },
-      "dh-bits": { type: "string" },
-      "dh-params": { type: "string" },
-      delay: { type: "string" },
-      retry: { type: "string" },
-      "network-hook-dir": { type: "string" },
-      timeout: { type: "string" },
-      debug: { type: "boolean" },
-      usage: { type: "boolean" },
-    },
-    argv,
-  );
+  const { values } = parseCommandLine({ name: "mandos-client", usage: USAGE, versionShort: "V" }, OPTIONS, argv);
   if (values.usage) {
     process.stdout.write(
       "Usage: mandos-client [-c ADDRESS:PORT] [-i NAME[,NAME...]] [-p FILE] [-s FILE] [-T FILE] [-t FILE] [--priority=STRING] [--delay=SECONDS] [--retry=SECONDS] [--network-hook-dir=DIR] [--debug]\n",
@@ -110,7 +146,7 @@ export function parseClientOptions(argv: string[]): ClientOptions {
   return {
     connect: values.connect === undefined ? null : parseConnect(values.connect),
     connectText: values.connect ?? null,
-    interfaces: (values.interface ?? []).flatMap((v) => v.split(",")).filter((v) => v !== ""),
+    interfaces: interfaceWords(values.interface),
     pubkey: values.pubkey ?? `${KEYDIR}/pubkey.txt`,
     seckey: values.seckey ?? `${KEYDIR}/seckey.txt`,
     tlsPubkey: values["tls-pubkey"] ?? `${KEYDIR}/tls-pubkey.pem`,

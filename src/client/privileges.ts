@@ -30,9 +30,9 @@ export function dropPrivilegesForGood(ids: Ids): void {
   forbidNewPrivileges();
 }
 
-/** For the worker, started unprivileged by the supervisor: make sure of it. */
+/** For a network part started unprivileged (by the supervisor, or by the password agent): make sure of it. */
 export function confirmUnprivileged(): void {
   forbidNewPrivileges();
   const left = privilegeLeft(readProcStatus(), { uid: process.getuid!(), gid: process.getgid!() });
-  if (left) throw new Error(`the network worker is not unprivileged: ${left}`);
+  if (left) throw new Error(`the network part is not unprivileged: ${left}`);
 }

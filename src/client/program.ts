@@ -4,23 +4,24 @@ import type { ClientOptions } from "./options.js";
 import { readKeys } from "./keys.js";
 import { obtainPassword, type Discover } from "./run.js";
 import { writePassword } from "./output.js";
-import { dropPrivilegesForGood, unprivilegedIds } from "./privileges.js";
+import { confirmUnprivileged, dropPrivilegesForGood, unprivilegedIds } from "./privileges.js";
 import { isRoot } from "../sys/privileges.js";
-import { NetworkSession, listHooks } from "./network/index.js";
+import { NetworkSession, listHooks, type DelegatedSteps } from "./network/index.js";
 import { superviseWorker } from "./supervisor.js";
 import { runWorker } from "./worker.js";
-import { serverNeedsRoute } from "./routing.js";
-import { isWorkerProcess } from "./ipc.js";
+import { routePreparer } from "./routing.js";
+import { clientRole, connectToPrivileged, requestedSteps } from "./ipc.js";
+import { InterfaceFollower } from "./follow.js";
+import { MAX_REPLY_BYTES } from "../protocol/privileged-requests.js";
 import { protectMemory } from "../sys/no-core.js";
-import { errorMessage } from "../cli/log.js";
 
-async function zeroconfDiscovery(opts: ClientOptions, interfaces: string[], log: Logger): Promise<Discover> {
+async function zeroconfDiscovery(opts: ClientOptions, follower: InterfaceFollower, log: Logger): Promise<Discover> {
   if (opts.connect) return () => ({ stop() {} });
   const { browse } = await import("../zeroconf/index.js");
   return (found, gone) =>
     browse({
       serviceType: "_mandos._tcp",
-      interfaces,
+      select: follower.select,
       log,
       onFound: (s) => found({ address: s.address, port: s.port, interfaceName: s.interfaceName }),
       onRemoved: (s) => gone({ address: s.address, port: s.port, interfaceName: s.interfaceName }),
@@ -36,11 +37,12 @@ export async function runClient(opts: ClientOptions, log: Logger): Promise<numbe
   process.once("SIGTERM", onSignal);
   process.once("SIGINT", onSignal);
   try {
-    // Only a child given our channel is the worker; the variable alone is not enough.
-    if (isWorkerProcess(process.env)) {
-      return await runWorker(opts, (ifs) => zeroconfDiscovery(opts, ifs, log), log, abort.signal);
+    // Only a child given our channel has a role; the variable alone is not enough.
+    const role = clientRole(process.env);
+    if (role === "worker") {
+      return await runWorker(opts, (follower) => zeroconfDiscovery(opts, follower, log), log, abort.signal);
     }
-    return await runMain(opts, log, abort.signal);
+    return await runMain(opts, role === "agent" && !isRoot() ? agentSteps(log) : null, log, abort.signal);
   } catch (err) {
     if (abort.signal.aborted) {
       log.debug("stopped by signal");
@@ -50,7 +52,23 @@ export async function runClient(opts: ClientOptions, log: Logger): Promise<numbe
   }
 }
 
-async function runMain(opts: ClientOptions, log: Logger, signal: AbortSignal): Promise<number> {
+/**
+ * Run by the password agent without privileges: the agent brings
+ * interfaces up and adds routes on our requests, and undoes them when we
+ * end. Nothing here is privileged, and the kernel must confirm it.
+ */
+function agentSteps(log: Logger): DelegatedSteps {
+  confirmUnprivileged();
+  log.debug(`running as uid ${process.getuid?.()}, gid ${process.getgid?.()}, without privileges; the password agent does the network steps`);
+  const requester = connectToPrivileged(
+    MAX_REPLY_BYTES,
+    () => {},
+    (reason) => log.debug(`no more network steps: ${reason}`),
+  );
+  return requestedSteps(requester);
+}
+
+async function runMain(opts: ClientOptions, delegate: DelegatedSteps | null, log: Logger, signal: AbortSignal): Promise<number> {
   const keys = readKeys(opts);
   // Checked before the network is touched.
   const ids = isRoot() ? unprivilegedIds(process.env) : null;
@@ -61,6 +79,7 @@ async function runMain(opts: ClientOptions, log: Logger, signal: AbortSignal): P
     hookDir: opts.networkHookDir,
     debug: opts.debug,
     log,
+    ...(delegate ? { delegate } : {}),
   });
   const onAbort = () => void session.close();
   signal.addEventListener("abort", onAbort, { once: true });
@@ -68,18 +87,20 @@ async function runMain(opts: ClientOptions, log: Logger, signal: AbortSignal): P
     const report = await session.start();
     const zone = opts.connect ? report.selection.only : null;
     const interfaces = report.selection.use;
+    const steps: DelegatedSteps = {
+      bringUp: (name) => session.adopt(name),
+      addRoute: (address, interfaceName) => session.addTemporaryRoute(address, interfaceName),
+    };
     if (ids) {
       const hooks = (await listHooks(opts.networkHookDir)) ?? [];
       if (report.broughtUp.length > 0 || hooks.length > 0 || !opts.connect) {
-        // Root work remains (interfaces to take down, hooks to stop, routes
-        // to add): keep it here, run the network part unprivileged.
+        // Root work remains (interfaces to take down or to bring up later,
+        // hooks to stop, routes to add): keep it here, run the network
+        // part unprivileged.
         const { code, output } = await superviseWorker({
           command: [process.execPath, ...process.execArgv, process.argv[1]!, ...process.argv.slice(2)],
           start: { type: "start", keys, zone, interfaces },
-          addRoute: async (address, interfaceName) => {
-            const route = await session.addTemporaryRoute(address, interfaceName);
-            log.debug(`added a temporary route to ${route.address} on ${route.interfaceName}`);
-          },
+          steps,
           ...ids,
           log,
           signal,
@@ -91,17 +112,13 @@ async function runMain(opts: ClientOptions, log: Logger, signal: AbortSignal): P
       dropPrivilegesForGood(ids);
       log.debug(`network part running as uid ${ids.uid}, gid ${ids.gid}`);
     }
+    const follower = new InterfaceFollower(report.selection.rules, interfaces, steps.bringUp, log);
     const password = await obtainPassword(opts, keys, {
       log,
       zone,
-      discover: await zeroconfDiscovery(opts, interfaces, log),
+      discover: await zeroconfDiscovery(opts, follower, log),
       signal,
-      prepareServer: async (s) => {
-        if (!(await serverNeedsRoute(s))) return;
-        await session
-          .addTemporaryRoute(s.address, s.interfaceName!)
-          .catch((err: unknown) => log.info(`no temporary route to ${s.address}: ${errorMessage(err)}`));
-      },
+      prepareServer: routePreparer(steps.addRoute, log),
     });
     writePassword(password);
     return 0;

@@ -1,7 +1,7 @@
 // The root side of the client when privileged work remains: it runs the
-// network part as an unprivileged child, adds the routes the child asks
-// for (the network session decides which are allowed), and cleans up
-// whatever happens. All the child can send is bounded: its requests by
+// network part as an unprivileged child, brings up the interfaces and adds
+// the routes the child asks for (the network session decides which are
+// allowed), and cleans up whatever happens. All the child can send is bounded: its requests by
 // the protocol (src/protocol/privileged-requests.ts), its output (the
 // password) by MAX_WORKER_OUTPUT. A child that goes past a bound is killed
 // at once and nothing more of it is read; the run fails with one line
@@ -10,7 +10,8 @@ import { spawn } from "node:child_process";
 import type { Duplex } from "node:stream";
 import type { Logger } from "../cli/log.js";
 import { serveRequests } from "../protocol/privileged-requests.js";
-import { WORKER_ROLE_ENV, type StartMessage } from "./ipc.js";
+import { CLIENT_ROLE_ENV, type StartMessage } from "./ipc.js";
+import type { DelegatedSteps } from "./network/index.js";
 
 /** More than any passphrase systemd accepts (as for the password agent's client). */
 export const MAX_WORKER_OUTPUT = 64 * 1024;
@@ -22,8 +23,8 @@ export interface SupervisorSetup {
   /** The worker's program and its arguments. */
   command: string[];
   start: StartMessage;
-  /** Add a temporary route; rejects with a one-line reason when not allowed. */
-  addRoute(address: string, interfaceName: string): Promise<void>;
+  /** Bring an interface up, add a temporary route; each rejects with a one-line reason when not allowed. */
+  steps: DelegatedSteps;
   uid: number;
   gid: number;
   log: Logger;
@@ -37,7 +38,7 @@ export function superviseWorker(s: SupervisorSetup): Promise<{ code: number; out
     const child = spawn(file!, args, {
       uid: s.uid,
       gid: s.gid,
-      env: { ...process.env, [WORKER_ROLE_ENV]: "worker" },
+      env: { ...process.env, [CLIENT_ROLE_ENV]: "worker" },
       stdio: ["ignore", "pipe", "inherit", "pipe"],
     });
     const chunks: Buffer[] = [];
@@ -57,7 +58,7 @@ export function superviseWorker(s: SupervisorSetup): Promise<{ code: number; out
     };
     const channel = serveRequests(
       child.stdio[3] as Duplex,
-      { "add-route": (r) => s.addRoute(r.address, r.interface) },
+      { "add-route": (r) => s.steps.addRoute(r.address, r.interface), "bring-up": (r) => s.steps.bringUp(r.interface) },
       stopWorker,
     );
     child.stdout!.on("data", (d: Buffer) => {

@@ -3,9 +3,14 @@
 // request types, their validation, and the bounds on how much it may ask.
 // The privileged side serves them with serveRequests(), the unprivileged
 // side sends them through a Requester; both speak over a jsonLineChannel,
-// whatever stream carries it. Today the client's network worker asks its
-// root supervisor for temporary routes. A request kind is an entry in OPS
-// (its fields and their checks) and a handler on the privileged side.
+// whatever stream carries it. Two pairs speak it: the client's network
+// worker and its root supervisor, and the client the password agent runs
+// without privileges and the agent. The unprivileged side asks to bring an
+// interface up (one its selection takes: at the start, or one that
+// appeared later) and for a temporary route to a server; the privileged
+// side undoes both when the run ends, so there is no request to undo. A
+// request kind is an entry in OPS (its fields and their checks) and a
+// handler on the privileged side.
 //
 // The shape of each field is checked here; whether the request is allowed
 // (an address worth a route, an interface the run may use) is for the
@@ -21,13 +26,15 @@ export const REQUEST_LIMITS = {
   maxMessageBytes: 1024,
   /** Requests sent and not answered yet. */
   maxUnanswered: 4,
-  /** Requests in one run: each is for a distinct server, and a network has a handful. */
+  /** Requests in one run: each is for a distinct server or interface, and a network has a handful. */
   maxRequests: 64,
 };
 export type RequestLimits = typeof REQUEST_LIMITS;
 
 /** Error texts in replies are cut to this length. */
 const MAX_ERROR_CHARS = 500;
+/** The most a reply takes as a JSON line: its error text, each character at most six bytes ("\u0000"), and the rest. */
+export const MAX_REPLY_BYTES = 6 * MAX_ERROR_CHARS + 128;
 
 export interface AddRouteRequest {
   type: "request";
@@ -38,7 +45,15 @@ export interface AddRouteRequest {
   interface: string;
 }
 
-export type Request = AddRouteRequest;
+export interface BringUpRequest {
+  type: "request";
+  id: number;
+  op: "bring-up";
+  /** The handler decides whether the run's --interface selection takes it. */
+  interface: string;
+}
+
+export type Request = AddRouteRequest | BringUpRequest;
 export type RequestOp = Request["op"];
 
 export interface Reply {
@@ -56,6 +71,7 @@ const isInterfaceName = (v: unknown) => typeof v === "string" && /^[!-~]{1,15}$/
 
 const OPS: Record<RequestOp, Record<string, (v: unknown) => boolean>> = {
   "add-route": { address: isAddressText, interface: isInterfaceName },
+  "bring-up": { interface: isInterfaceName },
 };
 const COMMON_FIELDS = new Set(["type", "id", "op"]);
 
@@ -147,7 +163,8 @@ export function serveRequests(
   return channel;
 }
 
-type Outgoing = Omit<Request, "type" | "id">;
+/** A request as its sender writes it: each kind with its own fields. */
+type Outgoing = Request extends infer R ? (R extends Request ? Omit<R, "type" | "id"> : never) : never;
 
 /**
  * The unprivileged side. It keeps within the limits itself, so a

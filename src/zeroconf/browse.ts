@@ -4,7 +4,7 @@
 // address) once as found and again when it goes away: by goodbye packet,
 // TTL expiry, or silence over several re-queries.
 import { ServiceCache, diffReports, reportKey, sortResolved, DEFAULT_LIMITS, type CacheLimits } from "./browse-cache.js";
-import { surveyInterfaces, suitableForBrowsing } from "./interfaces.js";
+import { chooseInterfaces, surveyInterfaces, suitableForBrowsing } from "./interfaces.js";
 import { linkFits, type Link } from "./link.js";
 import { realEffects, type ZeroconfEffects } from "./effects.js";
 import { DEFAULT_SERVICE_TYPE, serviceTypeFqdn } from "./names.js";
@@ -28,6 +28,21 @@ interface InterfaceState {
 }
 
 const FIRST_INTERVAL_MS = 1000;
+/**
+ * Between query rounds the interfaces are surveyed every second for the
+ * first minute: a client started early at boot sees a network driver
+ * that loads late within a second (a survey reads a few sysfs files:
+ * nothing to save on). Afterwards the query rounds survey, at least every
+ * `queryIntervalMs` (10 s by default), and every second while a named
+ * interface is missing.
+ */
+const FAST_SURVEY_MS = 1000;
+const FAST_SURVEY_PERIOD_MS = 60_000;
+
+/** Pure: how long until the next survey of its own, `sinceStartMs` after the start; null to leave it to the query rounds. */
+export function nextSurveyDelay(sinceStartMs: number): number | null {
+  return sinceStartMs + FAST_SURVEY_MS <= FAST_SURVEY_PERIOD_MS ? FAST_SURVEY_MS : null;
+}
 
 /**
  * The browser's state: per chosen interface its links (one per family,
@@ -52,6 +67,8 @@ export class ServiceBrowser implements Browser {
   private stopped = false;
   private interval = FIRST_INTERVAL_MS;
   private cancelRound: (() => void) | null = null;
+  private cancelSurvey: (() => void) | null = null;
+  private startedAt = 0;
 
   constructor(
     private readonly opts: BrowseOptions,
@@ -64,29 +81,33 @@ export class ServiceBrowser implements Browser {
     this.question = { name: serviceTypeFqdn(this.serviceType), type: "PTR", class: "IN" };
   }
 
-  /** Open the links (each queries once ready) and schedule the first round. */
+  /** Open the links (each queries once ready) and schedule the first round and survey. */
   start(): void {
+    this.startedAt = this.fx.now();
     try {
       this.reconcile();
     } catch (err) {
       this.opts.log.error(`Zeroconf: cannot start browsing: ${errorMessage(err)}`);
     }
     this.schedule(this.interval);
+    this.scheduleSurvey();
   }
 
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
     this.cancelRound?.();
+    this.cancelSurvey?.();
     for (const st of this.states.values()) for (const l of st.links.values()) void l.link.close();
     this.states.clear();
   }
 
   /** Open links for new interfaces, close those of vanished ones. */
   reconcile(): void {
-    const { interfaces, log } = this.opts;
+    const { interfaces, select, log } = this.opts;
     const list = () => this.fx.listInterfaces();
-    const survey = surveyInterfaces(list, interfaces, suitableForBrowsing, this.reportedMissing, log, "will look again");
+    const choose = (all: NetInterface[]) => (select ? select.call(this.opts, all) : chooseInterfaces(all, interfaces, suitableForBrowsing));
+    const survey = surveyInterfaces(list, choose, this.reportedMissing, log, "will look again");
     if (!survey) return;
     if (survey.missing.length > 0) this.hurry = true;
     const now = this.fx.now();
@@ -230,6 +251,22 @@ export class ServiceBrowser implements Browser {
 
   private schedule(ms: number): void {
     this.cancelRound = this.fx.setTimer(ms, () => void this.round());
+  }
+
+  /** A survey between rounds, while nextSurveyDelay() asks for one. */
+  private scheduleSurvey(): void {
+    const delay = nextSurveyDelay(this.fx.now() - this.startedAt);
+    if (delay === null) return;
+    this.cancelSurvey = this.fx.setTimer(delay, () => {
+      this.cancelSurvey = null;
+      if (this.stopped) return;
+      try {
+        this.reconcile();
+      } catch (err) {
+        this.opts.log.error(`Zeroconf: interface survey failed: ${errorMessage(err)}`);
+      }
+      this.scheduleSurvey();
+    });
   }
 
   private call(what: "onFound" | "onRemoved", s: FoundService): void {

@@ -10,16 +10,18 @@ export interface InterfaceSurvey {
   missing: string[];
 }
 
+/** The interfaces one survey takes, and those it expects by name that are not there (yet). */
+export type InterfaceChoice = (all: NetInterface[]) => { chosen: NetInterface[]; missing: string[] };
+
 /**
- * One reconciling round's look at the interfaces: list them and choose
- * (chooseInterfaces), warning once about each named interface that is
- * missing, until it appears; `warned` remembers which (the caller keeps it
- * from round to round). Null, after a warning, if they cannot be listed.
+ * One reconciling round's look at the interfaces: list them and choose,
+ * warning once about each named interface that is missing, until it
+ * appears; `warned` remembers which (the caller keeps it from round to
+ * round). Null, after a warning, if they cannot be listed.
  */
 export function surveyInterfaces(
   list: () => NetInterface[],
-  wanted: string[] | undefined,
-  suitable: (flags: number) => boolean,
+  choose: InterfaceChoice,
   warned: Set<string>,
   log: Logger,
   meanwhile: string,
@@ -31,7 +33,7 @@ export function surveyInterfaces(
     log.warning(`Zeroconf: cannot list network interfaces: ${errorMessage(err)}`);
     return null;
   }
-  const { chosen, missing } = chooseInterfaces(all, wanted, suitable);
+  const { chosen, missing } = choose(all);
   for (const m of missing) {
     if (!warned.has(m)) log.warning(`Zeroconf: no interface "${m}" (yet); ${meanwhile}`);
     warned.add(m);

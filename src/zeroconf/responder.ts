@@ -13,7 +13,7 @@ import { hostname } from "node:os";
 import { linkFits, type Link } from "./link.js";
 import { announcerEvents, establishment, type AnnouncerEvents } from "./establish.js";
 import { realEffects, type ZeroconfEffects } from "./effects.js";
-import { surveyInterfaces, suitableForAnnouncing } from "./interfaces.js";
+import { chooseInterfaces, surveyInterfaces, suitableForAnnouncing } from "./interfaces.js";
 import {
   DEFAULT_SERVICE_NAME,
   DEFAULT_SERVICE_TYPE,
@@ -126,7 +126,8 @@ export class Responder {
     const { interfaceName, protocols, log } = this.settings;
     const wanted = interfaceName ? [interfaceName] : undefined;
     const list = () => this.fx.listInterfaces();
-    const survey = surveyInterfaces(list, wanted, suitableForAnnouncing, this.missingReported, log, "will announce when it appears");
+    const choose = (all: NetInterface[]) => chooseInterfaces(all, wanted, suitableForAnnouncing);
+    const survey = surveyInterfaces(list, choose, this.missingReported, log, "will announce when it appears");
     if (!survey) return;
     this.ownAddresses = new Set(survey.all.flatMap((i) => [...i.ipv6.map((a) => a.toLowerCase()), ...i.ipv4.map(hostPart)]));
     const wantedKeys = new Set<string>();

@@ -1,6 +1,7 @@
 // Public types of the Zeroconf (DNS-SD over mDNS) module, shared by the
 // client (browse) and the server (announce).
 import type { Logger } from "../cli/log.js";
+import type { NetInterface } from "../sys/interfaces.js";
 
 /** Which IP family an mDNS socket or an address belongs to. */
 export type IpProtocol = "ipv6" | "ipv4";
@@ -34,6 +35,12 @@ export interface BrowseOptions {
    * flags; ones that do not exist yet are picked up when they appear.
    */
   interfaces?: string[];
+  /**
+   * Instead of `interfaces`: the caller's own choice, made on every survey
+   * of the interfaces (the client adopts interfaces that appear late this
+   * way): those to browse on, and the named ones that are missing.
+   */
+  select?(all: NetInterface[]): { chosen: NetInterface[]; missing: string[] };
   /** mDNS families to browse over; default both, as mandos-client does. */
   protocols?: IpProtocol[];
   log: Logger;

@@ -9,9 +9,9 @@ import {
   bringUp,
   interfaceNameForIndex,
   isRunning,
-  selectInterfaces,
   waitRunning,
 } from "../../src/client/network/interfaces.js";
+import { selectInterfaces } from "../../src/client/network/selection.js";
 import {
   IFF,
   describeFlags,

@@ -120,10 +120,11 @@ if (isChild()) {
 
   test('"none" and missing names: only interfaces before "none" are brought up', async () => {
     const net = fakeNetwork({ va: { flags: VETH }, vb: { flags: VETH } });
-    const { s, lines } = session(net.fx, { interfaces: ["gone", "va", "none", "vb"], delaySeconds: 0 });
+    const { s, lines } = session(net.fx, { interfaces: ["gone", "va", "none", "vb"], delaySeconds: 0, connect: "[fe80::1]:1" });
     const report = await s.start();
     assert.deepEqual(report.selection.use, ["va", "vb"]);
     assert.deepEqual(report.broughtUp, ["va"]);
+    // With --connect, as Mandos; without it, Zeroconf's survey warns and adopts it when it appears.
     assert.ok(lines.includes('mandos-client: warning: not using nonexisting interface "gone"\n'));
     await s.close();
     assert.deepEqual(net.calls.filter((c) => c.startsWith("up") || c.startsWith("down")), ["up va [va]", "down va [va]"]);
@@ -157,12 +158,62 @@ if (isChild()) {
     assert.ok(net.calls.includes("down vb [vb]") && !net.calls.some((c) => c.startsWith("down va")));
   });
 
-  test("no suitable interface: start fails, close still runs the stop hooks", async () => {
-    const net = fakeNetwork({ lo: { flags: 0x9 }, tun0: { flags: 0x1090 } });
-    const { s } = session(net.fx);
+  test("no suitable interface: with --connect start fails, close still runs the stop hooks; without, it waits for one", async () => {
+    const net = fakeNetwork({ lo: { flags: 0x9 }, noarp0: { flags: 0x1082 } });
+    const { s } = session(net.fx, { connect: "192.0.2.1:1" });
     await assert.rejects(s.start(), { name: "NetworkError", message: "could not find a network interface" });
     await s.close();
     assert.deepEqual(net.calls, ["hooks start", "list", "hooks stop"]);
+    const browsing = session(net.fx);
+    assert.deepEqual((await browsing.s.start()).selection.use, []);
+    assert.ok(browsing.lines.includes("mandos-client: no network interface yet; will use one when it appears\n"));
+    await browsing.s.close();
+  });
+
+  test("adopt: a late interface the selection takes is brought up and taken down at close; others are refused", async () => {
+    const net = fakeNetwork({ va: { flags: VETH } });
+    const { s } = session(net.fx, { interfaces: ["va", "vc", "none", "vd"], delaySeconds: 0 });
+    await s.start();
+    for (const [name, flags] of [["vc", VETH], ["vd", VETH], ["ve", VETH]] as const) {
+      net.state.set(name, { name, index: 9, flags, operstate: "down", carrier: null, ipv6: [], ipv4: [] });
+    }
+    await s.adopt("vc");
+    await assert.rejects(s.adopt("vd"), { message: 'cannot bring up vd: it is named after "none", to be used as it is' });
+    await assert.rejects(s.adopt("ve"), { message: "cannot bring up ve: the --interface selection does not take it (not using unnamed interface)" });
+    await assert.rejects(s.adopt("vf"), { message: "cannot bring up vf: no such interface" });
+    assert.deepEqual([...s.inUse], ["va", "vc"]);
+    assert.deepEqual(s.broughtUp, ["va", "vc"]);
+    await s.close();
+    assert.deepEqual(net.calls.filter((c) => c.startsWith("up") || c.startsWith("down")), ["up va [va]", "up vc [vc]", "down va [va,vc]", "down vc [va,vc]"]);
+    await assert.rejects(s.adopt("vc"), /shutting down/);
+  });
+
+  test("adopt without start (the password agent's side): rules from the interfaces there now; patterns decide", async () => {
+    const net = fakeNetwork({ eth0: { flags: VETH }, tun0: { flags: 0x1090 }, wlan0: { flags: VETH } });
+    const { s } = session(net.fx, { interfaces: ["!wlan*"] });
+    await s.adopt("eth0");
+    await assert.rejects(s.adopt("wlan0"), { message: "cannot bring up wlan0: the --interface selection does not take it (rejecting (--interface !wlan*) interface)" });
+    await assert.rejects(s.adopt("tun0"), { message: "cannot bring up tun0: the --interface selection does not take it (rejecting (--interface !tun*) interface)" });
+    await s.close();
+    assert.deepEqual(net.calls, ["list", "up eth0 [eth0]", "down eth0 [eth0]"], "no hooks: never started");
+  });
+
+  test("delegated steps: the other process brings up and adds routes, and nothing is taken down here", async () => {
+    const net = fakeNetwork({ va: { flags: VETH } });
+    const asked: string[] = [];
+    const { s } = session(net.fx, {
+      delaySeconds: 0,
+      delegate: {
+        bringUp: async (n) => void asked.push(`up ${n}`),
+        addRoute: async (a, n) => void asked.push(`route ${a} ${n}`),
+      },
+    });
+    await s.start();
+    await s.adopt("va");
+    await s.addTemporaryRoute("2001:db8::5", "va");
+    await s.close();
+    assert.deepEqual(asked, ["up va", "up va", "route 2001:db8::5 va"]);
+    assert.deepEqual(net.calls.filter((c) => c.startsWith("up") || c.startsWith("down")), []);
   });
 
   test("close during the wait: start stops, the console is restored, what was brought up goes down", async () => {

@@ -42,6 +42,7 @@ ch.on("data", (d) => {
 const reply = async (id) => { while (!replies.has(id)) await new Promise((w) => waiters.push(w)); return replies.get(id); };
 const route = (id, address, iface) => JSON.stringify({ type: "request", id, op: "add-route", address, interface: iface }) + "\\n";
 const ask = async (id, address, iface) => { ch.write(route(id, address, iface)); return reply(id); };
+const bringUp = async (id, iface) => { ch.write(JSON.stringify({ type: "request", id, op: "bring-up", interface: iface }) + "\\n"); return reply(id); };
 const hang = () => setInterval(() => {}, 1e6);
 `;
 
@@ -50,7 +51,7 @@ interface Served {
   outcome: { code: number; output: string } | { error: string };
 }
 
-/** Supervise `body` (run after PRELUDE) as user 65534; `addRoute` answers its requests. */
+/** Supervise `body` (run after PRELUDE) as user 65534; `addRoute` answers its route requests, bring-up requests are refused. */
 async function supervise(body: string, addRoute: (address: string, iface: string) => Promise<void> = async () => {}): Promise<Served> {
   const calls: string[] = [];
   const started = Date.now();
@@ -58,9 +59,15 @@ async function supervise(body: string, addRoute: (address: string, iface: string
     const { code, output } = await superviseWorker({
       command: [process.execPath, "-e", PRELUDE + body],
       start: START,
-      addRoute: (address, iface) => {
-        calls.push(`${address}%${iface}`);
-        return addRoute(address, iface);
+      steps: {
+        addRoute: (address, iface) => {
+          calls.push(`${address}%${iface}`);
+          return addRoute(address, iface);
+        },
+        bringUp: async (iface) => {
+          calls.push(`up ${iface}`);
+          throw new Error("not here");
+        },
       },
       uid: 65534,
       gid: 65534,
@@ -80,16 +87,19 @@ const stopped = (what: string) => ({ error: `the network worker ${what}; stopped
 // ------------------------------------------------------------ in the namespace
 
 const scenarios = {
-  /** A real session (interface va selected) serving a scripted worker's requests. */
+  /** A real session (interfaces va and vc selected; vc made after the start) serving a scripted worker's requests. */
   async realSession() {
-    const session = new NetworkSession({ interfaces: ["va"], connect: null, delaySeconds: 0, hookDir: null, debug: false, log: quiet, quietConsole: false });
+    const session = new NetworkSession({ interfaces: ["va", "vc"], connect: null, delaySeconds: 0, hookDir: null, debug: false, log: quiet, quietConsole: false });
     await session.start();
+    const { execFileSync } = await import("node:child_process");
+    execFileSync("ip", ["link", "add", "vc", "type", "veth", "peer", "name", "vd"]);
+    const flagsOf = `const up = (n) => (Number(require("node:fs").readFileSync("/sys/class/net/" + n + "/flags", "utf8")) & 1) === 1;`;
     const routesNow = `const routes = () => JSON.parse(require("node:child_process").execFileSync("ip", ["-j", "-6", "route", "show", "table", "main"], { encoding: "utf8" })).map((r) => r.dst + "@" + r.dev).sort();`;
     const served = await superviseWorker({
       command: [
         process.execPath,
         "-e",
-        `${PRELUDE}${routesNow}
+        `${PRELUDE}${routesNow}${flagsOf}
         (async () => {
           const out = { uid: process.getuid() };
           out.added = await ask(1, "2001:db8::5", "va");
@@ -99,12 +109,17 @@ const scenarios = {
           out.otherInterface = await ask(4, "2001:db8::6", "vb");
           out.multicast = await ask(5, "ff02::fb", "va");
           out.v4 = await ask(6, "192.0.2.7", "va");
+          out.vcBefore = up("vc");
+          out.lateNamed = await bringUp(7, "vc");
+          out.vcDuring = up("vc");
+          out.notSelected = await bringUp(8, "vd");
+          out.missing = await bringUp(9, "nope0");
           process.stdout.write(JSON.stringify(out));
           process.exit(0);
         })();`,
       ],
       start: START,
-      addRoute: async (address, iface) => void (await session.addTemporaryRoute(address, iface)),
+      steps: { addRoute: (address, iface) => session.addTemporaryRoute(address, iface), bringUp: (iface) => session.adopt(iface) },
       uid: 65534,
       gid: 65534,
       log: quiet,
@@ -113,7 +128,9 @@ const scenarios = {
     const show = (routes: { dst: string; dev?: string }[]) => routes.map((r) => `${r.dst}@${r.dev}`);
     const v4During = show(await listRoutes(4));
     await session.close();
+    const { readInterface } = await import("../../src/sys/interfaces.js");
     return {
+      vcAfter: readInterface("vc")!.flags & 1,
       code: served.code,
       worker: JSON.parse(served.output.toString()) as unknown,
       v4During,
@@ -188,7 +205,7 @@ if (isChild()) {
       superviseWorker({
         command: ["/nonexistent/mandos-client"],
         start: START,
-        addRoute: async () => {},
+        steps: { addRoute: async () => {}, bringUp: async () => {} },
         uid: 65534,
         gid: 65534,
         log: quiet,
@@ -205,11 +222,19 @@ if (isChild()) {
       ns.veth("va", "vb");
       ns.ip("link", "set", "va", "up");
       ns.ip("link", "set", "vb", "up");
-      const r = await runInNetns<{ code: number; worker: Record<string, unknown>; v4During: string[]; after: string[] }>(ns, SELF, "realSession");
+      const r = await runInNetns<{ code: number; worker: Record<string, unknown>; v4During: string[]; after: string[]; vcAfter: number }>(
+        ns,
+        SELF,
+        "realSession",
+      );
       assert.equal(r.error, null, r.stderr);
-      const { code, worker, v4During, after } = r.result!;
+      const { code, worker, v4During, after, vcAfter } = r.result!;
       assert.equal(code, 0);
       assert.equal(worker.uid, 65534);
+      // vc appeared after the start and is named: brought up on request, and down again at close.
+      assert.deepEqual([worker.vcBefore, worker.lateNamed, worker.vcDuring, vcAfter], [false, null, true, 0]);
+      assert.equal(worker.notSelected, "cannot bring up vd: the --interface selection does not take it (not using unnamed interface)");
+      assert.equal(worker.missing, "cannot bring up nope0: no such interface");
       assert.equal(worker.added, null);
       assert.ok((worker.during as string[]).includes("2001:db8::5@va"), JSON.stringify(worker.during));
       assert.equal(worker.again, "cannot add a route to 2001:db8::5 on va: File exists");

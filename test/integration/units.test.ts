@@ -1,14 +1,15 @@
 // The agent's units as installed: `systemd-analyze verify` with the
 // installed tree as --root (so ExecStart= paths are checked) must print
-// nothing; the settings the boot depends on are there; and the kernel
-// mechanism the service uses to give the unprivileged client its network
-// capabilities works with Node's spawn (as the agent runs the client).
+// nothing; the settings the boot depends on are there; and the service's
+// privilege settings leave the client, spawned by Node as the agent does,
+// with none at all.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, requires } from "../helpers/index.js";
 import { AGENT_UNITS, installStaged, needsBuild, run, unitSettings } from "../helpers/integration.js";
+import { agentServicePrivileges } from "../helpers/unit-privileges.js";
 
 const UNITDIR = "usr/lib/systemd/system";
 
@@ -88,32 +89,33 @@ test("the service runs our agent with our client, the initramfs keys and the opt
   }
 });
 
-test("the service's capability settings leave the unprivileged client exactly CAP_NET_ADMIN and CAP_NET_RAW", {
+test("the service's settings leave the client the agent runs (user 65534) no capability and no way to gain one", {
   skip: requires({ root: true, commands: ["setpriv"] }),
 }, async () => {
-  const s = unitSettings(readFileSync(join(ROOT, "units", "ask-password-mandos.service"), "utf8"));
-  const ambient = s.find((l) => l.startsWith("AmbientCapabilities="))?.split("=")[1]?.split(/\s+/) ?? [];
-  assert.deepEqual(ambient.sort(), ["CAP_NET_ADMIN", "CAP_NET_RAW"]);
-  assert.ok(s.includes("SecureBits=no-setuid-fixup"));
-  const bounding = s.find((l) => l.startsWith("CapabilityBoundingSet="))?.split("=")[1]?.split(/\s+/) ?? [];
-  for (const cap of ["CAP_SETUID", "CAP_SETGID", "CAP_KILL", ...ambient]) assert.ok(bounding.includes(cap), cap);
+  const unit = agentServicePrivileges();
+  assert.ok(!unit.settings.some((l) => /^(AmbientCapabilities|SecureBits)=/.test(l)), "nothing kept across the switch to the client's user");
+  assert.deepEqual([...unit.bounding].sort(), ["CAP_DAC_OVERRIDE", "CAP_KILL", "CAP_NET_ADMIN", "CAP_SETGID", "CAP_SETUID"]);
+  assert.equal(unit.noNewPrivileges, true);
 
   // What systemd sets up for the service, done by setpriv; then a root
   // Node process spawns a child as 65534, as the agent runs the client.
-  const caps = ambient.map((c) => `+${c.slice(4).toLowerCase()}`).join(",");
   const probe = `
-    const { spawnSync } = await import("node:child_process");
-    const r = spawnSync("/bin/sh", ["-c", "id -u; grep -E '^Cap(Eff|Prm|Amb):' /proc/self/status"],
+    const { spawnSync } = require("node:child_process");
+    const r = spawnSync("/bin/sh", ["-c", "id -u; grep -E '^(Cap(Inh|Prm|Eff|Amb)|NoNewPrivs):' /proc/self/status"],
       { uid: 65534, gid: 65534, encoding: "utf8" });
-    process.stdout.write(r.stdout);`;
-  const withFixup = await run("setpriv", ["--inh-caps", caps, "--ambient-caps", caps,
-    process.execPath, "--input-type=module", "-e", probe], { timeoutMs: 20_000 });
-  const without = await run("setpriv", ["--securebits", "+no_setuid_fixup", "--inh-caps", caps, "--ambient-caps", caps,
-    process.execPath, "--input-type=module", "-e", probe], { timeoutMs: 20_000 });
-  const parse = (out: Buffer) => Object.fromEntries(out.toString().trim().split("\n").slice(1).map((l) => l.split(/:\s+/)));
-  const netAdminRaw = "0000000000003000"; // bits 12 and 13
-  assert.equal(without.stdout.toString().split("\n")[0], "65534", without.stderr);
-  assert.deepEqual(parse(without.stdout), { CapPrm: netAdminRaw, CapEff: netAdminRaw, CapAmb: netAdminRaw });
-  // Without no-setuid-fixup the switch to 65534 drops them: the setting is needed.
-  assert.deepEqual(parse(withFixup.stdout), { CapPrm: "0000000000000000", CapEff: "0000000000000000", CapAmb: "0000000000000000" });
+    process.stdout.write(r.stdout);
+    process.stdout.write(require("node:fs").readFileSync("/proc/self/status", "utf8").match(/^CapEff:.*$/m)[0].replace("CapEff", "AgentCapEff"));`;
+  const r = await run("setpriv", [...unit.setpriv, process.execPath, "--input-type=commonjs", "-e", probe], { timeoutMs: 20_000 });
+  const lines = r.stdout.toString().trim().split("\n");
+  assert.equal(lines[0], "65534", r.stderr.toString());
+  const status = Object.fromEntries(lines.slice(1).map((l) => l.split(/:\s+/)));
+  const none = "0000000000000000";
+  assert.deepEqual(status, {
+    CapInh: none,
+    CapPrm: none,
+    CapEff: none,
+    CapAmb: none,
+    NoNewPrivs: "1",
+    AgentCapEff: unit.boundingMask.toString(16).padStart(16, "0"),
+  });
 });

@@ -48,6 +48,19 @@ test("parseRequest: an add-route request, and a reason for anything else", () =>
   for (const [m, reason] of bad) assert.deepEqual(parseRequest(m), { ok: false, reason }, JSON.stringify(m));
 });
 
+test("parseRequest: a bring-up request names an interface and nothing else", () => {
+  const up = (id: number, iface: unknown) => ({ type: "request", id, op: "bring-up", interface: iface });
+  assert.deepEqual(parseRequest(up(3, "enp0s31f6")), { ok: true, request: up(3, "enp0s31f6") });
+  const bad: [unknown, string][] = [
+    [{ ...up(1, "eth0"), address: "2001:db8::5" }, 'a bring-up request with an unknown field "address"'],
+    [up(1, "eth0 reboot"), 'a bring-up request with an invalid interface "eth0 reboot"'],
+    [up(1, "a/b"), 'a bring-up request with an invalid interface "a/b"'],
+    [up(1, 7), "a bring-up request with an invalid interface 7"],
+    [{ type: "request", id: 1, op: "bring-up" }, "a bring-up request with an invalid interface undefined"],
+  ];
+  for (const [m, reason] of bad) assert.deepEqual(parseRequest(m), { ok: false, reason }, JSON.stringify(m));
+});
+
 test("RequestGuard: ids only grow, at most maxUnanswered at once and maxRequests in all", () => {
   const limits = { ...REQUEST_LIMITS, maxUnanswered: 2, maxRequests: 3 };
   const g = new RequestGuard(limits);

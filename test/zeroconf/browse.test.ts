@@ -97,6 +97,38 @@ test("interfaces: a named one that is missing is looked for every second; a vani
   assert.ok(r.link("eth0").closed);
 });
 
+test("interfaces are surveyed every second for the first minute, then with the query rounds; a caller's own choice decides", async () => {
+  const eth0 = netInterface("eth0", 2, ["fe80::1"]);
+  const surveys: number[] = [];
+  const r = rig({ protocols: ["ipv6"], queryIntervalMs: 10_000 }, [eth0]);
+  const browser = new ServiceBrowser(
+    {
+      log: r.log,
+      onFound: () => {},
+      protocols: ["ipv6"],
+      queryIntervalMs: 10_000,
+      // The client's follower: browses on every interface but "skip0".
+      select: (all) => {
+        surveys.push(r.clock.time);
+        return { chosen: all.filter((i) => i.name !== "skip0"), missing: [] };
+      },
+    },
+    r.fx,
+  );
+  browser.start();
+  await r.clock.advance(4500);
+  r.interfaces = [eth0, netInterface("eth1", 3, ["fe80::2"]), netInterface("skip0", 4, ["fe80::3"])];
+  await r.clock.advance(500);
+  assert.deepEqual(queryTimes(r.link("eth1")), [5000], "seen within a second, not at the round at 7 s");
+  assert.throws(() => r.link("skip0"), /no link/);
+  await r.clock.advance(60_000);
+  assert.deepEqual(surveys.filter((t) => t > 60_000), [65_000], "after the first minute, only the rounds survey (at most every 10 s)");
+  const early = [...new Set(surveys.filter((t) => t <= 60_000))];
+  assert.deepEqual(early, Array.from({ length: 61 }, (_, i) => i * 1000), "every second until then");
+  browser.stop();
+  assert.equal(r.clock.pending, 0);
+});
+
 test("a link that cannot bind, or a query that cannot be sent, is tried again a second later", async () => {
   const r = rig({ protocols: ["ipv6"] });
   r.bind = false;

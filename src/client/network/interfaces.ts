@@ -1,18 +1,13 @@
-// Network interfaces for the client: which ones to use (pure, by Mandos's
-// rule from sys/interfaces.ts), whether they run, and the privileged steps
-// of bringing them up and down again.
+// Network interfaces for the client: whether they run, and the privileged
+// steps of bringing them up and down again (which ones: selection.ts).
 import { NetworkError, runIp, type IpOptions } from "./ip.js";
 import {
   IFF,
   SYS_CLASS_NET,
-  compareNames,
-  interfaceVerdict,
   isValidInterfaceName,
   listSysInterfaces,
   readInterface,
   type NetInterface,
-  type SysInterface,
-  type Verdict,
 } from "../../sys/interfaces.js";
 
 export function isUp(iface: { flags: number }): boolean {
@@ -25,64 +20,6 @@ export function isUp(iface: { flags: number }): boolean {
  */
 export function isRunning(iface: Pick<NetInterface, "flags" | "operstate">): boolean {
   return isUp(iface) && (iface.operstate === "up" || iface.operstate === "unknown");
-}
-
-export interface InterfaceSelection {
-  /** Interfaces to use (browse on, connect through), in order; never "none". */
-  use: string[];
-  /** The subset of `use` to bring up (if down), in order: those named before the first "none". */
-  bringUp: string[];
-  /** Named with --interface but not present: log "not using nonexisting interface". */
-  missing: string[];
-  /** True when no usable name was given and the interfaces were chosen by the rule. */
-  automatic: boolean;
-  /** With `automatic`: every interface looked at and why it was or was not taken (debug log). */
-  verdicts: { name: string; verdict: Verdict }[];
-  /** Exactly one interface in use: restrict Zeroconf and --connect to it; else null. */
-  only: string | null;
-}
-
-/**
- * Decide which interfaces to use and which to bring up, as Mandos does:
- * - names that do not exist are dropped (reported in `missing`; empty names
- *   silently), "none" is kept as a marker;
- * - if nothing is left (no --interface, or only missing names), every
- *   suitable interface is used and brought up, in name order;
- * - otherwise the names are used in the order given, but only those before
- *   the first "none" are brought up ("none" first: nothing is brought up).
- * Duplicates are used once.
- */
-export function selectInterfaces(
-  spec: readonly string[],
-  available: readonly SysInterface[],
-  opts: { connectMode: boolean },
-): InterfaceSelection {
-  const present = new Set(available.map((i) => i.name));
-  const missing: string[] = [];
-  const kept: string[] = [];
-  for (const name of spec) {
-    if (name === "none" || present.has(name)) kept.push(name);
-    else if (name !== "" && !missing.includes(name)) missing.push(name);
-  }
-  if (kept.length === 0) {
-    const sorted = [...available].sort((a, b) => compareNames(a.name, b.name));
-    const verdicts = sorted.map((iface) => ({ name: iface.name, verdict: interfaceVerdict(iface, opts) }));
-    const use = verdicts.filter((v) => v.verdict.suitable).map((v) => v.name);
-    return { use, bringUp: [...use], missing, automatic: true, verdicts, only: use.length === 1 ? use[0] : null };
-  }
-  const use: string[] = [];
-  const bringUp: string[] = [];
-  let beforeNone = true;
-  for (const name of kept) {
-    if (name === "none") {
-      beforeNone = false;
-      continue;
-    }
-    if (use.includes(name)) continue;
-    use.push(name);
-    if (beforeNone) bringUp.push(name);
-  }
-  return { use, bringUp, missing, automatic: false, verdicts: [], only: use.length === 1 ? use[0] : null };
 }
 
 // ---------------------------------------------------------------- effects

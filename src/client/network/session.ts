@@ -1,21 +1,24 @@
 // One client run's network setup and teardown, in Mandos's order:
 // start hooks → choose interfaces → bring the chosen ones up → wait for
-// them to run; and on exit (also on SIGTERM): remove temporary routes →
-// stop hooks → take down exactly the interfaces this run brought up.
+// them to run; later, adopt interfaces that appear and that the selection
+// takes; and on exit (also on SIGTERM): remove temporary routes → stop
+// hooks → take down exactly the interfaces this run brought up.
+//
+// The privileged steps (bringing interfaces up, adding routes) are checked
+// here against the run's --interface selection, whoever asks: the client
+// itself, or its unprivileged worker or client through a request channel
+// (src/protocol/privileged-requests.ts). A client run by the password
+// agent without privileges delegates them instead (`delegate`): the agent
+// does them on its requests, checks them the same way, and undoes them.
 import type { Logger } from "../../cli/log.js";
 import { errorMessage } from "../../cli/log.js";
 import { quietConsole as realQuietConsole } from "./console.js";
 import { hookDeviceList, runNetworkHooks, type HookResult } from "./hooks.js";
-import {
-  bringDown as realBringDown,
-  bringUp as realBringUp,
-  selectInterfaces,
-  waitRunning,
-  type InterfaceSelection,
-} from "./interfaces.js";
+import { bringDown as realBringDown, bringUp as realBringUp, waitRunning } from "./interfaces.js";
+import { decide, selectInterfaces, selectionRules, type InterfaceSelection, type SelectionRules } from "./selection.js";
 import { listInterfaces as realListInterfaces, readInterface as realReadInterface, type NetInterface } from "../../sys/interfaces.js";
 import { NetworkError } from "./ip.js";
-import { TemporaryRoutes, type TemporaryRoute } from "./routes.js";
+import { TemporaryRoutes } from "./routes.js";
 
 /** The effects a session uses; tests replace them, the client uses the defaults. */
 export interface NetworkEffects {
@@ -28,6 +31,16 @@ export interface NetworkEffects {
   quietConsole(): Promise<() => Promise<void>>;
   sleep(ms: number): Promise<void>;
   now(): number;
+}
+
+/**
+ * Privileged steps another process does for this run (the password agent
+ * for the client it runs without privileges); that process also undoes
+ * them when the run ends. Each rejects with its one-line reason.
+ */
+export interface DelegatedSteps {
+  bringUp(name: string): Promise<void>;
+  addRoute(address: string, interfaceName: string): Promise<void>;
 }
 
 export interface SessionOptions {
@@ -47,6 +60,8 @@ export interface SessionOptions {
   quietConsole?: boolean;
   /** Replace effects (tests). */
   effects?: Partial<NetworkEffects>;
+  /** Have another process bring interfaces up and add routes (see DelegatedSteps). */
+  delegate?: DelegatedSteps;
 }
 
 export interface StartReport {
@@ -64,7 +79,13 @@ export class NetworkSession {
   readonly #fx: NetworkEffects;
   readonly #abort = new AbortController();
   #selection: InterfaceSelection | null = null;
+  /** The selection's rules: from start(), or made at the first request of a session that serves requests only. */
+  #rules: SelectionRules | null = null;
+  /** Interfaces the run uses: chosen at the start, or adopted since. Routes may go through these only. */
+  readonly #inUse = new Set<string>();
   readonly #broughtUp: string[] = [];
+  /** Privileged steps under way, for close() to wait for. */
+  readonly #underWay = new Set<Promise<unknown>>();
   #hooksStarted = false;
   #restoreConsole: (() => Promise<void>) | null = null;
   #starting: Promise<StartReport> | null = null;
@@ -100,7 +121,7 @@ export class NetworkSession {
       now: () => performance.now(),
     };
     this.#fx = { ...defaults, ...opts.effects };
-    this.routes = new TemporaryRoutes(() => this.#selection?.use ?? [], { log });
+    this.routes = new TemporaryRoutes(() => this.#inUse, { log });
   }
 
   get selection(): InterfaceSelection | null {
@@ -110,6 +131,11 @@ export class NetworkSession {
   /** Interfaces this session brought up so far, in order. */
   get broughtUp(): readonly string[] {
     return [...this.#broughtUp];
+  }
+
+  /** Interfaces the run uses so far (chosen at the start, or adopted since). */
+  get inUse(): ReadonlySet<string> {
+    return new Set(this.#inUse);
   }
 
   get closed(): boolean {
@@ -135,9 +161,18 @@ export class NetworkSession {
     const available = await this.#fx.listInterfaces();
     const selection = selectInterfaces(this.#opts.interfaces, available, { connectMode: this.#opts.connect !== null });
     this.#selection = selection;
-    for (const name of selection.missing) log.warning(`not using nonexisting interface "${name}"`);
+    this.#rules = selection.rules;
+    for (const name of selection.use) this.#inUse.add(name);
+    for (const name of selection.missing) {
+      // Without --connect, Zeroconf's survey warns and adopts it when it appears.
+      if (this.#opts.connect !== null) log.warning(`not using nonexisting interface "${name}"`);
+      else log.debug(`interface "${name}" is not there (yet)`);
+    }
     for (const v of selection.verdicts) log.debug(`${v.verdict.reason} "${v.name}"`);
-    if (selection.automatic && selection.use.length === 0) throw new NetworkError("could not find a network interface");
+    if (selection.automatic && selection.use.length === 0) {
+      if (this.#opts.connect !== null) throw new NetworkError("could not find a network interface");
+      log.info("no network interface yet; will use one when it appears");
+    }
     for (const name of selection.use) log.debug(`will use interface "${name}"`);
     if (selection.only !== null) log.debug(`using only interface "${selection.only}"`);
 
@@ -149,13 +184,7 @@ export class NetworkSession {
       for (const name of selection.bringUp) {
         if (signal.aborted) throw stopped();
         try {
-          const result = await this.#fx.bringUp(name, selection.bringUp);
-          if (result === "brought-up") {
-            this.#broughtUp.push(name);
-            log.debug(`brought up interface "${name}"`);
-          } else {
-            log.debug(`interface "${name}" is already up`);
-          }
+          await this.#bringUp(name, selection.bringUp);
         } catch (err) {
           const message = errorMessage(err);
           failed.push({ name, message });
@@ -178,19 +207,83 @@ export class NetworkSession {
     }
   }
 
+  /** Bring one chosen interface up, ourselves or through the delegate; note it if close() must take it down. */
+  async #bringUp(name: string, allowed: readonly string[]): Promise<void> {
+    const { log, delegate } = this.#opts;
+    if (delegate) {
+      await delegate.bringUp(name);
+      log.debug(`interface "${name}" is up (brought up by the password agent if it was down)`);
+      return;
+    }
+    const result = await this.#fx.bringUp(name, allowed);
+    if (result === "brought-up") {
+      this.#broughtUp.push(name);
+      log.debug(`brought up interface "${name}"`);
+    } else {
+      log.debug(`interface "${name}" is already up`);
+    }
+  }
+
   async #restoreQuietConsole(): Promise<void> {
     const restore = this.#restoreConsole;
     this.#restoreConsole = null;
     if (restore) await restore();
   }
 
+  /** The selection's rules; a session that was not started makes them from the interfaces there now. */
+  async #currentRules(): Promise<SelectionRules> {
+    if (this.#starting) await this.#starting.catch(() => {});
+    this.#rules ??= selectionRules(
+      this.#opts.interfaces,
+      (await this.#fx.listInterfaces()).map((i) => i.name),
+      { connectMode: this.#opts.connect !== null },
+    );
+    return this.#rules;
+  }
+
   /**
-   * Add a temporary host route to a server on one of the interfaces in use;
-   * remove it with the handle, or let close() do it.
+   * Take `name` into use if the selection takes it (an interface that
+   * appeared after the start), bringing it up if the selection says so.
+   * Rejects with a one-line NetworkError if the selection does not take it,
+   * it is not there, or bringing it up fails.
    */
-  addTemporaryRoute(address: string, interfaceName: string): Promise<TemporaryRoute> {
-    if (this.#closing) return Promise.reject(new NetworkError(`cannot add a route to ${address}: shutting down`));
-    return this.routes.add(address, interfaceName);
+  adopt(name: string): Promise<void> {
+    return this.#track(async () => {
+      const rules = await this.#currentRules();
+      const iface = await this.#fx.readInterface(name);
+      if (iface === null) throw new NetworkError(`cannot bring up ${name}: no such interface`);
+      const { take, reason } = decide(rules, iface);
+      if (take === null) throw new NetworkError(`cannot bring up ${name}: the --interface selection does not take it (${reason})`);
+      if (take === "use") throw new NetworkError(`cannot bring up ${name}: it is named after "none", to be used as it is`);
+      this.#inUse.add(name);
+      await this.#bringUp(name, [name]);
+    });
+  }
+
+  /**
+   * Add a temporary host route to a server on an interface the selection
+   * takes; remove it with the handle, or let close() do it.
+   */
+  addTemporaryRoute(address: string, interfaceName: string): Promise<void> {
+    return this.#track(async () => {
+      const { delegate } = this.#opts;
+      if (delegate) return delegate.addRoute(address, interfaceName);
+      if (!this.#inUse.has(interfaceName)) {
+        // Asked for by a process that uses it: our rules must take it too.
+        const iface = await this.#fx.readInterface(interfaceName);
+        if (iface !== null && decide(await this.#currentRules(), iface).take !== null) this.#inUse.add(interfaceName);
+      }
+      await this.routes.add(address, interfaceName);
+    });
+  }
+
+  /** Run a privileged step unless closing; close() waits for the ones under way. */
+  #track(step: () => Promise<void>): Promise<void> {
+    if (this.#closing) return Promise.reject(new NetworkError("cannot change the network: shutting down"));
+    const running = step();
+    this.#underWay.add(running);
+    void running.catch(() => {}).finally(() => this.#underWay.delete(running));
+    return running;
   }
 
   /**
@@ -207,6 +300,7 @@ export class NetworkSession {
     const { log } = this.#opts;
     this.#abort.abort();
     if (this.#starting) await this.#starting.catch(() => {});
+    await Promise.allSettled([...this.#underWay]);
     await this.routes.removeAll();
     await this.#restoreQuietConsole();
     if (this.#hooksStarted) {
