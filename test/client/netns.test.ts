@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { BIN, requires, tempDir } from "../helpers/index.js";
 import { createNsPair, spawnInNs, type NsPair, type NsProcess } from "../helpers/netns.js";
 import { serverWritableDir } from "../helpers/server.js";
-import { DEBIAN_CLIENT } from "../helpers/debian-peer.js";
+import { DEBIAN_CLIENT, debianPeer, debianPeerMissing } from "../helpers/debian-peer.js";
 import { keyArgs, makeKeys, passwordSection } from "../helpers/client.js";
 import { childPids, commandLine } from "../helpers/proc.js";
 import { agentServicePrivileges } from "../helpers/unit-privileges.js";
@@ -212,13 +212,13 @@ test("as at boot, an interface created 5 s after the client started: the agent b
 });
 
 test("Debian's mandos-client run by our agent as root: offered a channel it does not know, it brings its interface up itself", {
-  skip: skip || requires({ files: [DEBIAN_CLIENT], commands: ["unshare", "mount", "systemd-ask-password"] }),
+  skip: skip || debianPeerMissing(DEBIAN_CLIENT) || requires({ commands: ["unshare", "mount", "systemd-ask-password"] }),
   timeout: 120_000,
 }, async () => {
   const { keys, noHooks } = keysForUser65534("keys-debian-by-agent");
   // Its package keeps it in a directory only root may enter: a set-user-ID copy the agent may run as 65534.
   const program = join(dir.path, "debian-mandos-client");
-  copyFileSync(DEBIAN_CLIENT, program);
+  copyFileSync(debianPeer(DEBIAN_CLIENT), program);
   chmodSync(program, 0o4755);
   const pair = await createNsPair();
   try {
@@ -235,13 +235,13 @@ test("Debian's mandos-client run by our agent as root: offered a channel it does
   }
 });
 
-test("Debian's mandos-client finds our server by Zeroconf and gets its password", { skip: skip || requires({ files: [DEBIAN_CLIENT] }), timeout: 120_000 }, async () => {
+test("Debian's mandos-client finds our server by Zeroconf and gets its password", { skip: skip || debianPeerMissing(DEBIAN_CLIENT), timeout: 120_000 }, async () => {
   const keys = makeKeys(join(dir.path, "keys-debian-client"), "ours");
   const pair = await createNsPair();
   try {
     const server = await serverInA(pair, keys, "for the C client");
     // Debian's client starts a gpg-agent in /run/tmp: give it a private /run.
-    const client = spawnInNs(pair.nsB, DEBIAN_CLIENT, ["--interface", "vethB", ...keyArgs(keys)], { timeoutMs: 60_000, privateRun: true });
+    const client = spawnInNs(pair.nsB, debianPeer(DEBIAN_CLIENT), ["--interface", "vethB", ...keyArgs(keys)], { timeoutMs: 60_000, privateRun: true });
     const { code } = await client.exited;
     assert.equal(code, 0, client.stderr);
     assert.equal(client.stdout, "for the C client");
