@@ -73,14 +73,15 @@ function programsFor(work: string, uid: number): string {
   const who = { uid, gids: [uid] };
   const reason =
     unreachableReason(join(CHECKOUT_BIN, "mandos-client"), who, { read: true, execute: true }) ??
+    unreachableReason(join(ROOT, "dist/boot/mandos-client.cjs"), who, { read: true }) ??
     unreachableReason(join(ROOT, "dist/src/client/main.js"), who, { read: true });
   if (reason === null) return CHECKOUT_BIN;
   const copy = join(work, "programs");
   detail(`user ${uid} cannot read the checkout (${reason}): using a copy of the programs in ${copy}`);
-  for (const part of ["bin", "dist/src", "package.json"]) cpSync(join(ROOT, part), join(copy, part), { recursive: true });
+  for (const part of ["bin", "dist/src", "dist/boot", "package.json"]) cpSync(join(ROOT, part), join(copy, part), { recursive: true });
   cpSync(join(ROOT, "node_modules"), join(copy, "node_modules"), {
     recursive: true,
-    filter: (src) => !/\/node_modules\/(typescript|@types)(\/|$)/.test(src), // build-time only
+    filter: (src) => !/\/node_modules\/(typescript|@types|esbuild|@esbuild)(\/|$)/.test(src), // build-time only
   });
   return join(copy, "bin");
 }

@@ -1,15 +1,20 @@
 #!/bin/bash
 # Installs the built programs and their systemd, dracut, D-Bus and man
-# page files: `npm run install-system` after `npx tsc -p tsconfig.json`.
+# page files: `npm run install-system` after `npm run build`.
 #
 #   PREFIX   installation prefix (default /usr)
 #   DESTDIR  staging root prepended to every path (default: none)
 #   NODE     node binary the launchers run (default: `command -v node`)
 #
 # Layout (all under $DESTDIR$PREFIX):
-#   lib/mandos-ts/            dist/src, production node_modules, package.json,
-#                             launchers mandos, mandos-client, mandos-ctl,
-#                             mandos-keygen, password-agent
+#   lib/mandos-ts/            launchers mandos, mandos-client, mandos-ctl,
+#                             mandos-keygen, password-agent (CommonJS)
+#   lib/mandos-ts/boot/       dist/boot: the bundles of the programs that run
+#                             at boot (mandos-client, password-agent), their
+#                             code caches, loader and koffi's native module;
+#                             all the initramfs takes (see 90mandos-ts)
+#   lib/mandos-ts/dist/       dist/src (ES modules) for the other programs,
+#                             with production node_modules beside it
 #   sbin/mandos{,-ctl,-keygen} symbolic links to those launchers
 #   lib/systemd/system/       units/*.service, *.socket, *.path
 #   lib/systemd/system-generators/mandos-generator
@@ -50,8 +55,8 @@ case $NODE in
 *) die "NODE must be an absolute path, not \"$NODE\"" ;;
 esac
 
-[ -d "$repo/dist/src" ] ||
-	die "$repo/dist/src is missing: build first with \`npx tsc -p tsconfig.json\` (or \`npm run build\`)"
+[ -d "$repo/dist/src" ] && [ -d "$repo/dist/boot" ] ||
+	die "$repo/dist/src or dist/boot is missing: build first with \`npm run build\`"
 koffi_native=node_modules/@koromix/koffi-linux-x64
 [ -d "$repo/$koffi_native" ] ||
 	die "$repo/$koffi_native is missing: install the dependencies first (npm ci)"
@@ -59,13 +64,14 @@ koffi_native=node_modules/@koromix/koffi-linux-x64
 dest=$DESTDIR$PREFIX
 libdir=$dest/lib/mandos-ts
 
-# Programs: launcher name -> folder under dist/src.
+# Programs: launcher name -> folder under dist/src, or "boot" for the
+# programs that run from their bundle in dist/boot.
 declare -A programs=(
 	[mandos]=server
-	[mandos-client]=client
+	[mandos-client]=boot
 	[mandos-ctl]=ctl
 	[mandos-keygen]=keygen
-	[password-agent]=agent
+	[password-agent]=boot
 )
 
 # --- Files of Debian packages -----------------------------------------
@@ -107,19 +113,26 @@ fi
 rm -rf "$libdir"
 mkdir -p "$libdir/dist" "$libdir/node_modules"
 cp -R "$repo/dist/src" "$libdir/dist/src"
-install -m 0644 "$repo/package.json" "$libdir/package.json"
+cp -R "$repo/dist/boot" "$libdir/boot"
+# dist/src holds ES modules. Nothing else may say "module": the
+# extensionless launchers are CommonJS, which starts faster.
+printf '{ "type": "module" }\n' >"$libdir/dist/package.json"
 # The client runs no network hooks itself when systemd runs them as
 # units; the agent's service points it at this empty directory.
 mkdir -p "$libdir/no-network-hooks.d"
 
 for program in "${!programs[@]}"; do
-	main=dist/src/${programs[$program]}/main.js
-	[ -f "$repo/$main" ] ||
-		echo "install-system: warning: $main is not built; $program will not run" >&2
-	# ESM: package.json's "type": "module" applies to this extensionless
-	# file, and the import resolves against its real path, so the
-	# sbin links below work too.
-	printf '#!%s\nimport "./%s";\n' "$NODE" "$main" >"$libdir/$program"
+	if [ "${programs[$program]}" = boot ]; then
+		[ -f "$repo/dist/boot/$program.cjs" ] || die "dist/boot/$program.cjs is missing: build with \`npm run build\`"
+		printf '#!%s\nrequire("./boot/launch.cjs").launch("%s");\n' "$NODE" "$program" >"$libdir/$program"
+	else
+		main=dist/src/${programs[$program]}/main.js
+		[ -f "$repo/$main" ] ||
+			echo "install-system: warning: $main is not built; $program will not run" >&2
+		# The import resolves against the launcher's real path, so the
+		# sbin links below work too.
+		printf '#!%s\nimport("./%s");\n' "$NODE" "$main" >"$libdir/$program"
+	fi
 	chmod 0755 "$libdir/$program"
 done
 

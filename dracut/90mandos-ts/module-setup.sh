@@ -3,13 +3,15 @@
 # (the TypeScript reimplementation) for a systemd initramfs.  dracut
 # sources this file and calls check, depends, installkernel and install.
 #
-# Into the initramfs go: node and the libraries it links, our program
-# tree (compiled JavaScript, production node_modules with koffi's
-# native part), libgnutls.so.30 and what it links (koffi opens it at run
-# time, so dracut would not find it by itself), the agent's units and
-# mandos-generator, this host's Mandos client keys (readable by user
-# 65534 only), the Mandos network hooks with the files and kernel
-# modules they list, and network drivers.
+# Into the initramfs go: node, fully stripped, and the libraries it
+# links; the two programs that run at boot, password-agent and
+# mandos-client, each one bundle with its V8 code cache (the installed
+# boot/ folder, with koffi's native module for this architecture; no
+# node_modules, no sources, no source maps); libgnutls.so.30 and what it
+# links (koffi opens it at run time, so dracut would not find it by
+# itself); the agent's units and mandos-generator, this host's Mandos
+# client keys (readable by user 65534 only), the Mandos network hooks
+# with the files and kernel modules they list, and network drivers.
 #
 # Variables (environment or dracut.conf):
 #   mandos_ts_sysroot  read the installed files below this directory
@@ -147,12 +149,26 @@ install() {
     node=$(mandos_ts_node)
 
     inst_binary "$node" || return 1
-    # koffi's native module, then the rest of the tree as it is.
+    # Fully, not only the debugging symbols dracut strips: 94 MiB -> 82.
+    # Into a new file that replaces the image's copy: strip in place
+    # writes through hard links, and the host's node must stay as it is.
+    if command -v strip > /dev/null; then
+        strip -o "$initdir$node.stripped" "$node" && mv -f "$initdir$node.stripped" "$initdir$node" || return 1
+    else
+        dwarning "mandos-ts: strip (binutils) not found; node goes into the image unstripped"
+    fi
+    # The boot programs: their launchers and boot/, whose koffi native
+    # module needs its libraries too; nothing else of the program tree.
+    if [[ ! -d $source_libdir/boot ]]; then
+        derror "mandos-ts: $source_libdir/boot not found; reinstall with \"npm run install-system\""
+        return 1
+    fi
     while read -r file; do
         mandos_ts_inst_library "$file" "$libdir/${file#"$source_libdir"/}" || return 1
-    done < <(find "$source_libdir" -type f -name '*.node')
+    done < <(find "$source_libdir/boot" -type f -name '*.node')
     mkdir -p "$initdir$libdir"
-    cp -R -p -n "$source_libdir/." "$initdir$libdir/"
+    cp -R -p -n "$source_libdir/boot" "$source_libdir/no-network-hooks.d" \
+        "$source_libdir/password-agent" "$source_libdir/mandos-client" "$initdir$libdir/"
     # koffi opens GnuTLS at run time: no ELF dependency leads to it.
     local gnutls
     gnutls=$(mandos_ts_find_library libgnutls.so.30)

@@ -40,4 +40,5 @@ async function main(): Promise<number> {
   return agent.run();
 }
 
-process.exit(await main());
+// No top-level await: the boot bundle (scripts/bundle.ts) is CommonJS.
+main().then((code) => process.exit(code));

@@ -7,7 +7,8 @@ import { createRequire } from "node:module";
 // The ini package is CommonJS; require() loads it in ~2 ms where an ESM
 // import (through the CommonJS export scanner) takes ~15 ms, and the
 // agent's start-up is on the boot's critical path.
-const { parse: parseIni } = createRequire(import.meta.url)("ini") as typeof import("ini");
+const require = createRequire(import.meta.url);
+const { parse: parseIni } = require("ini") as typeof import("ini");
 
 /** Question files are small (systemd's are ~200 bytes); read at most this. */
 export const MAX_QUESTION_FILE_SIZE = 16 * 1024;

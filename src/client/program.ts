@@ -17,7 +17,8 @@ import { protectMemory } from "../sys/no-core.js";
 
 async function zeroconfDiscovery(opts: ClientOptions, follower: InterfaceFollower, log: Logger): Promise<Discover> {
   if (opts.connect) return () => ({ stop() {} });
-  const { browse } = await import("../zeroconf/index.js");
+  // browse.js, not the index: that also loads the server's announcer and D-Bus.
+  const { browse } = await import("../zeroconf/browse.js");
   return (found, gone) =>
     browse({
       serviceType: "_mandos._tcp",

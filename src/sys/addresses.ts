@@ -90,12 +90,13 @@ export function prefixContains(prefix: Prefix, addr: IpAddress): boolean {
   return prefix.value >> shift === addr.value >> shift;
 }
 
-const v6 = (text: string, length: number): Prefix => parsePrefix(`${text}/${length}`, 6)!;
-const v4 = (text: string, length: number): Prefix => parsePrefix(`${text}/${length}`, 4)!;
-
-const LINK_LOCAL = [v6("fe80::", 10), v4("169.254.0.0", 16)];
-const LOOPBACK = [v6("::1", 128), v4("127.0.0.0", 8)];
-const MULTICAST = [v6("ff00::", 8), v4("224.0.0.0", 4)];
+// The special ranges as numbers, not parsed from text: parsing IPv6 text
+// here, at load time, would make every program importing this module
+// compile Node's IPv6 regular expression (5-10 ms) before it needs it.
+const prefix = (family: 4 | 6, value: bigint, length: number): Prefix => ({ family, value, length });
+const LINK_LOCAL = [prefix(6, 0xfe80n << 112n, 10), prefix(4, 0xa9fe0000n, 16)]; // fe80::/10, 169.254.0.0/16
+const LOOPBACK = [prefix(6, 1n, 128), prefix(4, 0x7f000000n, 8)]; // ::1/128, 127.0.0.0/8
+const MULTICAST = [prefix(6, 0xffn << 120n, 8), prefix(4, 0xe0000000n, 4)]; // ff00::/8, 224.0.0.0/4
 
 /**
  * Link-local: IPv6 fe80::/10 or IPv4 169.254.0.0/16. Text may carry a zone

@@ -1,11 +1,8 @@
-// libc through koffi, for the few system calls Node has no API for. koffi
-// is required as CommonJS (so it loads synchronously) on first use, once per
-// process: loading it costs 10-20 ms, which importing a module that may need
-// it should not.
-import { createRequire } from "node:module";
+// libc through koffi, for the few system calls Node has no API for, bound
+// on first use (see koffi.ts).
 import { getSystemErrorMap } from "node:util";
+import { loadKoffi, type Koffi } from "./koffi.js";
 
-type Koffi = typeof import("koffi");
 /** A bound libc function; what it returns depends on its prototype. */
 export type LibcFunction = (...args: unknown[]) => number;
 
@@ -13,7 +10,7 @@ let loaded: { koffi: Koffi; lib: ReturnType<Koffi["load"]> } | undefined;
 
 function load(): NonNullable<typeof loaded> {
   if (!loaded) {
-    const koffi = createRequire(import.meta.url)("koffi") as Koffi;
+    const koffi = loadKoffi();
     loaded = { koffi, lib: koffi.load("libc.so.6") };
   }
   return loaded;

@@ -2,7 +2,7 @@
 // here is synchronous and pointer-level; session.ts turns it into an
 // event-loop-driven TLS connection. Facts that shaped this file (persistent
 // callbacks, errno for EAGAIN, exceptions in callbacks) are in RIGS.md.
-import koffi from "koffi";
+import { loadKoffi, type Koffi } from "../sys/koffi.js";
 
 export const GNUTLS_SERVER = 1;
 export const GNUTLS_CLIENT = 1 << 1;
@@ -83,7 +83,8 @@ export class GnuTlsUnavailable extends Error {}
 /** Load libgnutls once; throws GnuTlsUnavailable with a one-line reason. */
 export function gnutls(): Api {
   if (api) return api;
-  let lib: ReturnType<typeof koffi.load>;
+  const koffi = loadKoffi();
+  let lib: ReturnType<Koffi["load"]>;
   try {
     lib = koffi.load("libgnutls.so.30");
   } catch (err) {

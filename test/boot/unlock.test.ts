@@ -43,6 +43,7 @@ import {
   firstMissingStep,
   guestCommandLine,
   imageSize,
+  type ImageSize,
   installMissingPackages,
   makeLuksRoot,
   mandosCtl,
@@ -75,7 +76,7 @@ const skip =
   (missingPackages.length > 0 && `needs Debian packages ${missingPackages.join(" ")} (apt-get failed)`) ||
   needsBuild() ||
   requires({
-    commands: [QEMU, "dracut", "cryptsetup", "mkfs.ext4", "truncate", "unshare", "ip", "dbus-daemon", "gzip", "ldd"],
+    commands: [QEMU, "dracut", "cryptsetup", "mkfs.ext4", "truncate", "unshare", "ip", "dbus-daemon", "gzip", "zstd", "ldd", "strip"],
     files: ["/usr/lib/dracut", "/etc/keys/mandos", "/dev/net/tun"],
   }) ||
   (kernel === null && "needs a kernel image in /boot with modules (apt-get install linux-image-amd64)");
@@ -402,12 +403,18 @@ describe("boot: a LUKS-root VM unlocks unattended through our dracut module and 
     const { none, debian } = await comparisonBuilds(initramfs);
     const [base, ours, theirs] = await Promise.all([imageSize(none.image), imageSize(initramfs.image), imageSize(debian.image)]);
     const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+    const growth = (size: ImageSize) =>
+      `${mb(size.uncompressed - base.uncompressed)} (gzip -9: +${mb(size.gzip - base.gzip)}, zstd -19: +${mb(size.zstd - base.zstd)})`;
     const line =
-      `initramfs without Mandos ${mb(base.uncompressed)} (gzip -9: ${mb(base.gzip)}); ` +
-      `ours adds ${mb(ours.uncompressed - base.uncompressed)} (gzip -9: +${mb(ours.gzip - base.gzip)}); ` +
-      `Debian's 90mandos adds ${mb(theirs.uncompressed - base.uncompressed)} (gzip -9: +${mb(theirs.gzip - base.gzip)})`;
+      `initramfs without Mandos ${mb(base.uncompressed)} (gzip -9: ${mb(base.gzip)}, zstd -19: ${mb(base.zstd)}); ` +
+      `ours adds ${growth(ours)}; Debian's 90mandos adds ${growth(theirs)}`;
     t.diagnostic(line);
     process.stderr.write(`# ${line}\n`);
     assert.ok(ours.uncompressed > base.uncompressed);
+    // Below the growth before the boot programs were bundled and node fully
+    // stripped (+30.4 / +40.1 MB); issue 12's +26 / +34 MB cannot be met
+    // with Node's official binary (docs/design.md, "Compressing the initramfs").
+    assert.ok(ours.zstd - base.zstd < 30.4e6, `zstd -19 growth ${mb(ours.zstd - base.zstd)}, not below 30.4 MB`);
+    assert.ok(ours.gzip - base.gzip < 40.1e6, `gzip -9 growth ${mb(ours.gzip - base.gzip)}, not below 40.1 MB`);
   });
 });

@@ -52,6 +52,8 @@ export const BOOT_PACKAGES = [
   "cpio",
   "systemd",
   "mandos-client",
+  "zstd",
+  "binutils",
 ] as const;
 
 function packageInstalled(name: string): boolean {
@@ -250,24 +252,33 @@ export interface ImageSize {
   uncompressed: number;
   /** gzip -n -9, dracut's default compressor on Debian 12 (no pigz). */
   gzip: number;
+  /** zstd -19, as dracut.conf's compress="zstd -19 -q -T0" makes it. */
+  zstd: number;
 }
 
-/** Compressed and uncompressed size of an uncompressed initramfs. */
-export async function imageSize(image: string): Promise<ImageSize> {
-  const uncompressed = statSync(image).size;
-  const gzip = await new Promise<number>((resolve, reject) => {
-    const child = track(spawn("gzip", ["-n", "-9", "-c", image], { stdio: ["ignore", "pipe", "ignore"] }));
+/** Bytes `command` writes for `image` on its standard output. */
+function compressedSize(command: string, args: string[], image: string): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const child = track(spawn(command, [...args, image], { stdio: ["ignore", "pipe", "ignore"] }));
     let bytes = 0;
     child.stdout!.on("data", (d: Buffer) => (bytes += d.length));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 300_000);
+    const timer = setTimeout(() => child.kill("SIGKILL"), 600_000);
     child.on("error", reject);
     child.on("close", (code) => {
       clearTimeout(timer);
       if (code === 0) resolve(bytes);
-      else reject(new Error(`gzip ${image} failed (${code})`));
+      else reject(new Error(`${command} ${image} failed (${code})`));
     });
   });
-  return { uncompressed, gzip };
+}
+
+/** Compressed and uncompressed size of an uncompressed initramfs. */
+export async function imageSize(image: string): Promise<ImageSize> {
+  return {
+    uncompressed: statSync(image).size,
+    gzip: await compressedSize("gzip", ["-n", "-9", "-c"], image),
+    zstd: await compressedSize("zstd", ["-19", "-q", "-T0", "-c"], image),
+  };
 }
 
 /** The same build without a Mandos module, and with Debian's 90mandos instead of ours. */

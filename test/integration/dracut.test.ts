@@ -7,15 +7,20 @@
 // test keys (dummy, non-secret) and test hooks.
 //
 // The image is then listed (lsinitrd) and unpacked, and what the boot
-// needs is run *inside* it with chroot: node loading koffi and GnuTLS, the
-// agent and the client, and the generator, end to end through
+// needs is run *inside* it with chroot: the client's and the agent's
+// bundles with their code caches under the image's stripped node, the
+// client fetching a password from a server on loopback (koffi, GnuTLS and
+// openpgp.js all from the image), and the generator, end to end through
 // `systemd-analyze verify --generators=yes --root=IMAGE`.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { requires, tempDir } from "../helpers/index.js";
+import { makeKeys } from "../helpers/client.js";
 import { dracutKernel, installStaged, needsBuild, run, unitSettings } from "../helpers/integration.js";
+import { clientArgs, serveSecrets } from "../../scripts/secret-server.js";
 
 const KVER = dracutKernel();
 const DRACUT_BASE = "/usr/lib/dracut";
@@ -26,7 +31,7 @@ const skip =
   needsBuild() ||
   requires({
     root: true,
-    commands: ["dracut", "lsinitrd", "unshare", "mount", "cpio", "chroot", "ldd", "systemd-analyze"],
+    commands: ["dracut", "lsinitrd", "unshare", "mount", "cpio", "chroot", "ldd", "systemd-analyze", "strip", "readelf"],
     // Mount points for the test keys and hooks (the mandos-client package makes them).
     files: [DRACUT_BASE, "/etc/keys/mandos", "/etc/mandos/network-hooks.d"],
   }) ||
@@ -69,9 +74,8 @@ test("dracut builds a host-only initramfs with everything the agent needs", { sk
     cpSync(join(staged.path, "usr/lib/dracut/modules.d/90mandos-ts"), join(dracutBase, "modules.d/90mandos-ts"), {
       recursive: true,
     });
-    const keys = join(w, "keys");
-    mkdirSync(keys);
-    for (const k of KEYS) writeFileSync(join(keys, k), `dummy test key ${k}\n`, { mode: 0o600 });
+    // Real keys (throwaway, from our keygen): the client in the image fetches with them.
+    const keys = makeKeys(join(w, "keys"), "ours");
     const hooks = join(w, "hooks");
     const hookLog = join(w, "hook.log");
     const hookData = join(w, "hook-data");
@@ -105,6 +109,10 @@ test("dracut builds a host-only initramfs with everything the agent needs", { sk
       assert.ok(!existsSync(join(w, "generic.img")));
     });
 
+    const launcher = readFileSync(join(staged.path, "usr/lib/mandos-ts/password-agent"), "utf8");
+    const node = launcher.slice(2, launcher.indexOf("\n"));
+    const nodeHash = () => createHash("sha256").update(readFileSync(node)).digest("hex");
+    const hostNode = nodeHash();
     const started = Date.now();
     const build = await inNamespace(`--hostonly --omit "plymouth mandos" --add "systemd mandos-ts" "${image}"`);
     assert.equal(build.code, 0, build.stderr.slice(-4000));
@@ -116,17 +124,22 @@ test("dracut builds a host-only initramfs with everything the agent needs", { sk
     const entries = parseListing(listing.stdout.toString());
     const has = (path: string) => assert.ok(entries.has(path), `${path} missing from the image`);
 
-    await t.test("node, our program tree and koffi's native part", () => {
-      const launcher = readFileSync(join(staged.path, "usr/lib/mandos-ts/password-agent"), "utf8");
-      const node = launcher.slice(2, launcher.indexOf("\n"));
+    await t.test("node and the boot programs' bundles with their caches, and nothing else of the program tree", () => {
       has(node.slice(1));
-      for (const path of ["password-agent", "mandos-client", "dist/src/agent/main.js", "dist/src/client/main.js",
-        "package.json", "node_modules/koffi/package.json", "node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node",
-        "node_modules/openpgp/dist/node/openpgp.mjs", "node_modules/multicast-dns/package.json", "no-network-hooks.d"]) {
-        has(`usr/lib/mandos-ts/${path}`);
+      const ours = [...entries.keys()].filter((p) => p.startsWith("usr/lib/mandos-ts/")).map((p) => p.slice("usr/lib/mandos-ts/".length));
+      assert.deepEqual(ours.sort(), [
+        "boot", "boot/launch.cjs", "boot/linux_x64", "boot/linux_x64/koffi.node",
+        "boot/mandos-client.cache", "boot/mandos-client.cjs", "boot/password-agent.cache", "boot/password-agent.cjs",
+        "mandos-client", "no-network-hooks.d", "password-agent",
+      ]);
+      for (const program of ["password-agent", "mandos-client"]) {
+        assert.match(entries.get(`usr/lib/mandos-ts/${program}`)!.mode, /^-rwxr-xr-x/, program);
       }
-      assert.match(entries.get("usr/lib/mandos-ts/password-agent")!.mode, /^-rwxr-xr-x/);
-      assert.ok(!entries.has("usr/bin/env"), "no interpreter pulled in by node_modules scripts");
+      // Anywhere in the image: no node_modules tree, TypeScript, source maps; one koffi native module.
+      const all = [...entries.keys()];
+      assert.deepEqual(all.filter((p) => /(^|\/)node_modules(\/|$)|\.(ts|map)$/.test(p)), []);
+      assert.deepEqual(all.filter((p) => p.endsWith(".node")), ["usr/lib/mandos-ts/boot/linux_x64/koffi.node"]);
+      assert.ok(!entries.has("usr/bin/env"), "no interpreter pulled in by scripts");
     });
 
     await t.test("GnuTLS and every library it links", async () => {
@@ -191,17 +204,39 @@ test("dracut builds a host-only initramfs with everything the agent needs", { sk
     const inImage = (args: string[], env: NodeJS.ProcessEnv = {}, user?: string) =>
       run("chroot", [...(user ? [`--userspec=${user}`] : []), root, ...args], { env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", ...env }, timeoutMs: 60_000 });
 
-    await t.test("inside the image: node loads koffi and GnuTLS, the agent and the client start", async () => {
-      const probe = `const koffi = (await import("/usr/lib/mandos-ts/node_modules/koffi/index.js")).default;
-        const f = koffi.load("${GNUTLS}").func("const char *gnutls_check_version(const char *)");
-        console.log(f(null));`;
-      const node = readFileSync(join(root, "usr/lib/mandos-ts/password-agent"), "utf8").split("\n")[0]!.slice(2);
-      const r = await inImage([node, "--input-type=module", "-e", probe]);
-      assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout.toString(), /^3\.\d+\.\d+/);
+    await t.test("the image's node is fully stripped, a copy: the host's node is unchanged", async () => {
+      assert.equal(nodeHash(), hostNode);
+      const sections = await run("readelf", ["--section-headers", "--wide", join(root, node)]);
+      assert.equal(sections.code, 0, sections.stderr);
+      assert.match(sections.stdout.toString(), /\.text/);
+      assert.doesNotMatch(sections.stdout.toString(), /\.symtab|\.debug_/);
+      assert.ok(statSync(join(root, node)).size < statSync(node).size);
+    });
+
+    await t.test("inside the image: the bundles run with their code caches, the client fetches a password", async () => {
+      const verdicts = `const { compileBundle } = require("/usr/lib/mandos-ts/boot/launch.cjs");
+        for (const p of ["password-agent", "mandos-client"]) console.log(compileBundle("/usr/lib/mandos-ts/boot", p).cache);`;
+      const v = await inImage([node, "-e", verdicts]);
+      assert.equal(v.code, 0, v.stderr);
+      assert.equal(v.stdout.toString(), "accepted\naccepted\n");
       for (const program of ["password-agent", "mandos-client"]) {
         const help = await inImage([`/usr/lib/mandos-ts/${program}`, "--help"]);
         assert.equal(help.code, 0, `${program}: ${help.stderr}`);
+      }
+      // A chroot shares this network namespace: a server on loopback here.
+      // The hooks run as units at boot: the agent's unit points the client elsewhere, as here.
+      const server = await serveSecrets([keys], "password from the image", "127.0.0.1");
+      try {
+        // The client surveys /sys/class/net: /sys and /proc as at boot, in a mount namespace of its own.
+        const client = ["/usr/lib/mandos-ts/mandos-client", ...clientArgs("/etc/mandos/keys", `127.0.0.1:${server.port}`),
+          "--network-hook-dir=/usr/lib/mandos-ts/no-network-hooks.d"];
+        const fetch = await run("unshare", ["--mount", "--propagation", "private", "sh", "-ec",
+          `mount --rbind /sys "$0/sys"; mount -t proc proc "$0/proc"; exec chroot "$0" "$@"`, root, ...client],
+        { env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" }, timeoutMs: 60_000 });
+        assert.equal(fetch.code, 0, fetch.stderr);
+        assert.equal(fetch.stdout.toString(), "password from the image");
+      } finally {
+        await server.close();
       }
       // The client's user can read the keys; another unprivileged user cannot.
       const read = `require("fs").readFileSync("/etc/mandos/keys/seckey.txt"); console.log("read")`;

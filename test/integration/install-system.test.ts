@@ -25,6 +25,8 @@ import { DEBIAN_CTL, DEBIAN_KEYGEN, DEBIAN_SERVER, debianPeer, debianPeerMissing
 
 const LIB = "usr/lib/mandos-ts";
 const PROGRAMS = { mandos: "server", "mandos-client": "client", "mandos-ctl": "ctl", "mandos-keygen": "keygen", "password-agent": "agent" };
+/** The programs that run at boot, from their bundles in boot/. */
+const BOOT_PROGRAMS = new Set(["mandos-client", "password-agent"]);
 const built = (program: keyof typeof PROGRAMS) => existsSync(join(ROOT, "dist/src", PROGRAMS[program], "main.js"));
 
 /** Every entry below dir: relative path → "type mode [target|sha256]". */
@@ -63,7 +65,14 @@ test("install-system lays out the program tree, launchers, units, generator, dra
       const text = readFileSync(launcher, "utf8");
       assert.match(text, /^#!\/\S+\n/, program);
       assert.ok(existsSync(text.slice(2, text.indexOf("\n"))), `${program}: interpreter ${text.split("\n")[0]}`);
-      assert.ok(text.includes(`"./dist/src/${PROGRAMS[program as keyof typeof PROGRAMS]}/main.js"`), program);
+      const body = text.slice(text.indexOf("\n") + 1);
+      assert.equal(
+        body,
+        BOOT_PROGRAMS.has(program)
+          ? `require("./boot/launch.cjs").launch("${program}");\n`
+          : `import("./dist/src/${PROGRAMS[program as keyof typeof PROGRAMS]}/main.js");\n`,
+        program,
+      );
     }
     for (const program of ["mandos", "mandos-ctl", "mandos-keygen"]) {
       const link = join(d, "usr/sbin", program);
@@ -71,9 +80,14 @@ test("install-system lays out the program tree, launchers, units, generator, dra
       assert.equal(readlinkSync(link), `../lib/mandos-ts/${program}`);
       assert.equal(realpathSync(link), realpathSync(join(d, LIB, program)));
     }
-    assert.equal(JSON.parse(readFileSync(join(d, LIB, "package.json"), "utf8")).type, "module");
+    // The launchers are CommonJS: only dist/ says "module".
+    assert.ok(!existsSync(join(d, LIB, "package.json")));
+    assert.equal(JSON.parse(readFileSync(join(d, LIB, "dist/package.json"), "utf8")).type, "module");
     assert.ok(existsSync(join(d, LIB, "dist/src/agent/main.js")));
     assert.ok(!existsSync(join(d, LIB, "dist/test")), "no compiled tests");
+    // The boot programs' bundles, as built.
+    assert.deepEqual(snapshot(join(d, LIB, "boot")), snapshot(join(ROOT, "dist/boot")));
+    assert.ok(existsSync(join(d, LIB, "boot/mandos-client.cache")));
 
     // Production dependencies only, pruned, koffi native for linux-x64 only.
     const modules = join(d, LIB, "node_modules");
@@ -258,7 +272,7 @@ test("PREFIX relocates the files and the paths inside units and the dracut modul
   }
 });
 
-test("without a build, install-system says to run tsc and installs nothing", async () => {
+test("without a build, install-system says to run the build and installs nothing", async () => {
   const repo = tempDir("mandos-nobuild-");
   try {
     mkdirSync(join(repo.path, "scripts"));
@@ -267,7 +281,7 @@ test("without a build, install-system says to run tsc and installs nothing", asy
     const destdir = join(repo.path, "dest");
     const r = await installInto(destdir, {}, join(repo.path, "scripts", "install-system.sh"));
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /dist\/src is missing: build first with `npx tsc -p tsconfig.json`/);
+    assert.match(r.stderr, /dist\/src or dist\/boot is missing: build first with `npm run build`/);
     assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
     assert.ok(!existsSync(destdir));
   } finally {
