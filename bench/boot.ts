@@ -18,6 +18,7 @@ import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  BOOT_PACKAGES,
   bootGuest,
   bootKernel,
   buildInitramfs,
@@ -94,7 +95,8 @@ async function main(): Promise<number> {
     console.error("bench:boot: needs root (network namespaces, dracut, a private mount for the keys)");
     return 2;
   }
-  const missing = installMissingPackages();
+  // zstd: for the sizes with dracut's compress="zstd -19 -q -T0".
+  const missing = installMissingPackages([...BOOT_PACKAGES, "zstd"]);
   if (missing.length > 0) {
     console.error(`bench:boot: needs Debian packages ${missing.join(" ")}`);
     return 2;
