@@ -383,7 +383,7 @@ describe("boot: a LUKS-root VM unlocks unattended through our dracut module and 
     for (const st of statuses) {
       if (pids.has(st.pid)) continue;
       pids.add(st.pid);
-      const f = st.fields;
+      const f = Object.fromEntries(Object.entries(st.fields).map(([k, v]) => [k, v.replace(/\s+/g, " ")]));
       t.diagnostic(
         `guest ${st.seconds.toFixed(1)} s: PID ${st.pid} (${f.Name ?? "?"}) Uid ${f.Uid ?? "?"} | Gid ${f.Gid ?? "?"} | ` +
           `CapInh ${f.CapInh ?? "?"} CapPrm ${f.CapPrm ?? "?"} CapEff ${f.CapEff ?? "?"} CapAmb ${f.CapAmb ?? "?"} | NoNewPrivs ${f.NoNewPrivs ?? "?"}`,
