@@ -119,13 +119,13 @@ test("starting the boot programs and importing any module loads no koffi and par
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(watched(r.stderr), [], `${p} --help:\n${r.stderr}`);
   }
-  // Every module of the program tree; the main modules run their program.
+  // Every module of the program tree; the main modules (main.js, *-main.js) run their program.
   const modules: string[] = [];
   const walk = (d: string) => {
     for (const f of readdirSync(d)) {
       const path = join(d, f);
       if (statSync(path).isDirectory()) walk(path);
-      else if (/\.c?js$/.test(f) && f !== "main.js") modules.push(path);
+      else if (/\.c?js$/.test(f) && !/(^|-)main\.js$/.test(f)) modules.push(path);
     }
   };
   walk(join(ROOT, "dist", "src"));

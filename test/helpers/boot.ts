@@ -19,16 +19,19 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import {
   appendFileSync,
   chmodSync,
+  closeSync,
   copyFileSync,
   cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   rmSync,
   statSync,
   writeFileSync,
 } from "node:fs";
+import { randomUUID } from "node:crypto";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { BIN, ROOT, which } from "./index.js";
@@ -139,21 +142,40 @@ export interface ClientKeys {
   section(name: string): string;
 }
 
-/** Client keys and a clients.conf section for `passphrase`, made by our mandos-keygen. */
-export async function makeClientKeys(dir: string, passphrase: string): Promise<ClientKeys> {
+/** A mandos-keygen: ours (the default) or Debian's, as a command. */
+export type Keygen = readonly [string, ...string[]];
+export const OUR_KEYGEN: Keygen = [process.execPath, join(BIN, "mandos-keygen")];
+/** Debian's, from the mandos-client package (pinned by path; see debianKeygen()). */
+export const DEBIAN_KEYGEN_PATH = "/usr/sbin/mandos-keygen";
+
+/**
+ * Debian's mandos-keygen, after checking that dpkg says the mandos-client
+ * package installed it (not a copy of ours earlier in PATH or under
+ * /usr/local); an error names what is wrong.
+ */
+export function debianKeygen(): Keygen {
+  const r = spawnSync("dpkg", ["-S", DEBIAN_KEYGEN_PATH], { encoding: "utf8", timeout: 30_000 });
+  if (r.status !== 0 || !/^mandos-client(:[a-z0-9]+)?: /m.test(r.stdout)) {
+    throw new Error(`${DEBIAN_KEYGEN_PATH} does not belong to Debian's mandos-client package (dpkg -S: ${(r.stdout + r.stderr).trim() || r.status})`);
+  }
+  return [DEBIAN_KEYGEN_PATH];
+}
+
+/** Client keys and a clients.conf section for `passphrase`, made by `keygen` (ours unless given). */
+export async function makeClientKeys(dir: string, passphrase: string, keygen: Keygen = OUR_KEYGEN): Promise<ClientKeys> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const keygen = join(BIN, "mandos-keygen");
-  const gen = await run(process.execPath, [keygen, "--dir", dir, "--force"], { timeoutMs: 180_000 });
-  if (gen.code !== 0) throw new Error(`mandos-keygen --dir failed (${gen.code ?? gen.signal}): ${gen.stderr.trim()}`);
+  const [cmd, ...pre] = keygen;
+  const gen = await run(cmd, [...pre, "--dir", dir, "--force"], { timeoutMs: 180_000 });
+  if (gen.code !== 0) throw new Error(`${keygen.at(-1)} --dir failed (${gen.code ?? gen.signal}): ${gen.stderr.trim()}`);
   const passfile = join(dirname(dir), "passphrase");
   writeFileSync(passfile, passphrase, { mode: 0o600 });
   try {
-    const sec = await run(process.execPath, [keygen, "--dir", dir, "--passfile", passfile, "--name", "KEYNAME", "--no-ssh"], {
+    const sec = await run(cmd, [...pre, "--dir", dir, "--passfile", passfile, "--name", "KEYNAME", "--no-ssh"], {
       timeoutMs: 180_000,
     });
-    if (sec.code !== 0) throw new Error(`mandos-keygen --passfile failed (${sec.code ?? sec.signal}): ${sec.stderr.trim()}`);
+    if (sec.code !== 0) throw new Error(`${keygen.at(-1)} --passfile failed (${sec.code ?? sec.signal}): ${sec.stderr.trim()}`);
     const text = sec.stdout.toString();
-    if (!/^\[KEYNAME\]$/m.test(text) || !/^secret =/m.test(text)) throw new Error(`mandos-keygen printed no clients.conf section`);
+    if (!/^\[KEYNAME\]$/m.test(text) || !/^secret =/m.test(text)) throw new Error(`${keygen.at(-1)} printed no clients.conf section`);
     return { dir, section: (name) => text.replace("[KEYNAME]", `[${name}]`) };
   } finally {
     rmSync(passfile, { force: true });
@@ -224,17 +246,17 @@ export interface Initramfs {
 }
 
 /**
- * Our initramfs: staged install of the product, keys from our keygen,
- * dracut with systemd, our module and the rig's observer module.
+ * Our initramfs: staged install of the product, keys from `keygen` (ours
+ * unless given), dracut with systemd, our module and the rig's observer module.
  */
-export async function buildInitramfs(work: string, kernel: BootKernel, passphrase: string): Promise<Initramfs> {
+export async function buildInitramfs(work: string, kernel: BootKernel, passphrase: string, keygen: Keygen = OUR_KEYGEN): Promise<Initramfs> {
   const staged: Staged = await installStaged();
   live.dirs.add(staged.path);
   const dracutBase = join(work, "dracut");
   cpSync(DRACUT_BASE, dracutBase, { recursive: true, verbatimSymlinks: true });
   cpSync(join(staged.path, "usr/lib/dracut/modules.d/90mandos-ts"), join(dracutBase, "modules.d/90mandos-ts"), { recursive: true });
   cpSync(RIG_MODULE, join(dracutBase, "modules.d/99mandos-boot-rig"), { recursive: true });
-  const keys = await makeClientKeys(join(work, "keys", "mandos"), passphrase);
+  const keys = await makeClientKeys(join(work, "keys", "mandos"), passphrase, keygen);
   const build = await dracutBuild({
     dracutBase,
     staged: staged.path,
@@ -295,18 +317,27 @@ export async function comparisonBuilds(initramfs: Initramfs): Promise<{ none: Dr
 }
 
 export interface LuksRoot {
+  kind: "luks";
   image: string;
   uuid: string;
 }
 
+/** A root file system that needs no password (same init), for a boot with no question. */
+export interface PlainRoot {
+  kind: "plain";
+  image: string;
+  uuid: string;
+}
+
+export type RootDisk = LuksRoot | PlainRoot;
+
 /**
- * A LUKS2 root disk in a plain file, without loop devices or
- * device-mapper: an ext4 file system made from a directory, then
- * encrypted in place (cheap PBKDF: the guest runs under TCG). Its
- * /sbin/init prints the marker ROOT_MARKER with the uptime and powers off.
+ * An ext4 file system of `fsSize` in a file of `fileSize`, made from a
+ * directory holding dash and an /sbin/init that prints the marker
+ * ROOT_MARKER with the uptime and powers off.
  */
-export async function makeLuksRoot(work: string, passphrase: string): Promise<LuksRoot> {
-  const rootfs = join(work, "rootfs");
+async function makeRootFileSystem(work: string, name: string, fileSize: string, fsSize: string, uuid?: string): Promise<string> {
+  const rootfs = join(work, `${name}-rootfs`);
   for (const d of ["sbin", "bin", "etc", "proc", "sys", "dev", "run"]) mkdirSync(join(rootfs, d), { recursive: true });
   // systemd switches only into a root with an os-release file.
   writeFileSync(join(rootfs, "etc/os-release"), 'NAME="Mandos boot test root"\nID=mandos-boot-rig\n');
@@ -329,13 +360,25 @@ echo o > /proc/sysrq-trigger
 `,
     { mode: 0o755 },
   );
-  const image = join(work, "root.img");
-  // 96 MiB file, 64 MiB file system: reencrypt takes its 32 MiB from the free end.
+  const image = join(work, `${name}.img`);
   writeFileSync(image, "");
-  const trunc = await run("truncate", ["-s", "96M", image]);
+  const trunc = await run("truncate", ["-s", fileSize, image]);
   if (trunc.code !== 0) throw new Error(`truncate failed: ${trunc.stderr}`);
-  const mkfs = await run("mkfs.ext4", ["-q", "-F", "-d", rootfs, image, "64M"], { timeoutMs: 60_000 });
+  const mkfs = await run("mkfs.ext4", ["-q", "-F", ...(uuid ? ["-U", uuid] : []), "-d", rootfs, image, fsSize], { timeoutMs: 60_000 });
   if (mkfs.code !== 0) throw new Error(`mkfs.ext4 failed: ${mkfs.stderr}`);
+  rmSync(rootfs, { recursive: true, force: true });
+  return image;
+}
+
+/**
+ * A LUKS2 root disk in a plain file, without loop devices or
+ * device-mapper: an ext4 file system made from a directory, then
+ * encrypted in place (cheap PBKDF: the guest runs under TCG). Its
+ * /sbin/init prints the marker ROOT_MARKER with the uptime and powers off.
+ */
+export async function makeLuksRoot(work: string, passphrase: string): Promise<LuksRoot> {
+  // 96 MiB file, 64 MiB file system: reencrypt takes its 32 MiB from the free end.
+  const image = await makeRootFileSystem(work, "root", "96M", "64M");
   const keyfile = join(work, "luks-key");
   writeFileSync(keyfile, passphrase, { mode: 0o600 });
   try {
@@ -353,8 +396,14 @@ echo o > /proc/sysrq-trigger
   }
   const uuid = (await run("cryptsetup", ["luksUUID", image])).stdout.toString().trim();
   if (!/^[0-9a-f-]{36}$/.test(uuid)) throw new Error(`no LUKS UUID for ${image}: "${uuid}"`);
-  rmSync(rootfs, { recursive: true, force: true });
-  return { image, uuid };
+  return { kind: "luks", image, uuid };
+}
+
+/** A plain ext4 root disk (no encryption) with the same /sbin/init as makeLuksRoot's. */
+export async function makePlainRoot(work: string): Promise<PlainRoot> {
+  const uuid = randomUUID();
+  const image = await makeRootFileSystem(work, "plain-root", "64M", "64M", uuid);
+  return { kind: "plain", image, uuid };
 }
 
 export const ROOT_MARKER = "MANDOS-BOOT-RIG: root file system mounted, init running";
@@ -381,6 +430,8 @@ export function createTapNamespace(): TapNamespace {
 export class Logged {
   readonly proc: ChildProcess;
   private text = "";
+  /** Host time (ms) at which the output reached each length: when a line was seen. */
+  private readonly arrivals: { end: number; at: number }[] = [];
   private exitInfo: { code: number | null; signal: NodeJS.Signals | null } | null = null;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   readonly startedAt = Date.now();
@@ -391,6 +442,7 @@ export class Logged {
     const add = (d: Buffer) => {
       const s = d.toString();
       this.text += s;
+      this.arrivals.push({ end: this.text.length, at: Date.now() });
       appendFileSync(logFile, s);
     };
     this.proc.stdout!.on("data", add);
@@ -411,6 +463,14 @@ export class Logged {
 
   output(): string {
     return this.text;
+  }
+
+  /** Host time (ms) at which the first match of `re` had fully arrived, or null if there is none yet. */
+  seenAt(re: RegExp): number | null {
+    const m = new RegExp(re.source, re.flags.replace("g", "")).exec(this.text);
+    if (!m) return null;
+    const end = m.index + m[0].length;
+    return this.arrivals.find((a) => a.end >= end)?.at ?? null;
   }
 
   get hasExited(): boolean {
@@ -505,19 +565,26 @@ export function clientsConf(sections: string[]): string {
 
 // ---- The guest -------------------------------------------------------------------
 
-/** Kernel command line for a guest with this LUKS root (no network configuration at all). */
-export function guestCommandLine(root: LuksRoot, extra: string[] = []): string {
+/**
+ * Kernel command line for a guest with this root (no network configuration
+ * at all). `mandosDebug: false` leaves out mandos=debug (the benchmark:
+ * Debian's module has no such switch under systemd, so both log alike).
+ */
+export function guestCommandLine(root: RootDisk, extra: string[] = [], opts: { mandosDebug?: boolean } = {}): string {
+  const rootArgs =
+    root.kind === "luks"
+      ? [`rd.luks.uuid=${root.uuid}`, `root=/dev/mapper/luks-${root.uuid}`]
+      : [`root=UUID=${root.uuid}`];
   return [
     "console=ttyS0",
     "panic=-1",
     "rd.shell=0",
     "rd.emergency=poweroff",
-    `rd.luks.uuid=${root.uuid}`,
-    `root=/dev/mapper/luks-${root.uuid}`,
+    ...rootArgs,
     "rootfstype=ext4",
     // The journal (the agent's and the client's logs) on the serial console, with timestamps.
     "systemd.journald.forward_to_console=1",
-    "mandos=debug",
+    ...(opts.mandosDebug === false ? [] : ["mandos=debug"]),
     ...extra,
   ].join(" ");
 }
@@ -557,20 +624,38 @@ export interface GuestStep {
   re: RegExp;
 }
 
-/** The boot's steps, in the order they should happen. */
+/**
+ * The boot's steps, in the order they should happen when the server is
+ * there from the start (with the agent prefetching, "held" may come before
+ * "cryptsetup" and "question", and the client's steps before them too).
+ */
 export const GUEST_STEPS: readonly GuestStep[] = [
   { key: "kernel", label: "kernel started", re: /Linux version \d/ },
   { key: "initrd", label: "systemd running in the initramfs", re: /systemd\[1\]: Running in initrd/ },
-  { key: "cryptsetup", label: "systemd-cryptsetup started for the root", re: /systemd\[1\]: Starting systemd-cryptsetup@/ },
-  { key: "question", label: "password question asked (ask-password-mandos.service started)", re: /systemd\[1\]: Started ask-password-mandos\.service/ },
+  { key: "agent", label: "agent's service started (ask-password-mandos.service)", re: /systemd\[1\]: Started ask-password-mandos\.service/ },
   { key: "interface", label: "client chose its interface", re: /mandos-client: debug: will use interface "([^"]+)"/ },
   { key: "browsing", label: "client browsing Zeroconf", re: /mandos-client: debug: Zeroconf: browsing for _mandos\._tcp/ },
   { key: "found", label: "client found a server", re: /mandos-client: debug: (?:Zeroconf: Mandos server "[^"]*" found|found server) .*/ },
+  { key: "cryptsetup", label: "systemd-cryptsetup started for the root", re: /systemd\[1\]: Starting systemd-cryptsetup@/ },
+  // The rig's marker (mandos-boot-rig-question.path): the same event in every image compared.
+  { key: "question", label: "password question appeared", re: /systemd\[1\]: (?:Starting|Finished) mandos-boot-rig-question\.service/ },
+  { key: "held", label: "agent holds the secret", re: /password-agent\[\d+\]: password-agent: holding the secret.*/ },
   { key: "answered", label: "agent answered the question", re: /password-agent\[\d+\]: password-agent: answered question.*/ },
   { key: "unlocked", label: "LUKS volume opened", re: /systemd\[1\]: Finished systemd-cryptsetup@.*/ },
-  { key: "mounted", label: "root file system mounted", re: /EXT4-fs \(dm-\d+\): mounted filesystem.*/ },
+  { key: "mounted", label: "root file system mounted", re: /EXT4-fs \((?:dm-\d+|vda)\): mounted filesystem.*/ },
+  // systemd's own line for the same mount: Debian's C client lowers the
+  // console log level, which hides the kernel's line, so compare with this.
+  { key: "sysroot", label: "systemd mounted /sysroot", re: /systemd\[1\]: Mounted sysroot\.mount.*/ },
+  { key: "dropped", label: "agent dropped the held secret", re: /password-agent\[\d+\]: password-agent: dropped the held secret: .*/ },
   { key: "init", label: "the root's /sbin/init ran", re: new RegExp(`${ROOT_MARKER} at [\\d.]+ s`) },
 ];
+
+/** The step with this key (a typo is a test bug: it throws). */
+export function guestStep(key: string): GuestStep {
+  const step = GUEST_STEPS.find((s) => s.key === key);
+  if (!step) throw new Error(`no guest step "${key}"`);
+  return step;
+}
 
 export interface StepSeen {
   key: string;
@@ -599,11 +684,14 @@ export function stepsSeen(console: string): Map<string, StepSeen> {
   return seen;
 }
 
-/** The first step (in GUEST_STEPS order, up to `until`) the console does not show. */
-export function firstMissingStep(console: string, until: string): GuestStep | null {
+/**
+ * The first step (in GUEST_STEPS order, up to `until`) the console does
+ * not show, leaving out the steps in `unexpected` (a boot without them).
+ */
+export function firstMissingStep(console: string, until: string, unexpected: readonly string[] = []): GuestStep | null {
   const seen = stepsSeen(console);
   for (const step of GUEST_STEPS) {
-    if (!seen.has(step.key)) return step;
+    if (!seen.has(step.key) && !unexpected.includes(step.key)) return step;
     if (step.key === until) break;
   }
   return null;
@@ -614,24 +702,76 @@ export interface QuestionList {
   questions: string[];
 }
 
-/** The rig probe's lists of pending questions (mandos_boot_rig.probe), in order. */
-export function questionLists(console: string): QuestionList[] {
-  const lists: QuestionList[] = [];
-  let current: QuestionList | null = null;
+interface ProbeBlock {
+  /** The block's first line, matched. */
+  head: RegExpExecArray;
+  /** Its indented lines, without the marker and indentation. */
+  lines: string[];
+}
+
+/** The rig probe's blocks that start with `head` and end with `end` (a block cut off by the console's end is left out). */
+function probeBlocks(console: string, head: RegExp, end: RegExp): ProbeBlock[] {
+  const blocks: ProbeBlock[] = [];
+  let current: ProbeBlock | null = null;
   for (const line of cleanConsole(console).split("\n")) {
-    const start = /MANDOS-BOOT-RIG: pending questions at (\d+(?:\.\d+)?) s:/.exec(line);
+    const start = head.exec(line);
     if (start) {
-      current = { seconds: Number(start[1]), questions: [] };
+      current = { head: start, lines: [] };
       continue;
     }
     if (!current) continue;
-    if (/MANDOS-BOOT-RIG: end of list/.test(line)) {
-      lists.push(current);
+    if (end.test(line)) {
+      blocks.push(current);
       current = null;
       continue;
     }
-    const q = /MANDOS-BOOT-RIG: {3}(.*)$/.exec(line);
-    if (q) current.questions.push(q[1]!.trim());
+    const item = /MANDOS-BOOT-RIG: {3}(.*)$/.exec(line);
+    if (item) current.lines.push(item[1]!.trim());
   }
-  return lists;
+  return blocks;
+}
+
+/** The rig probe's lists of pending questions (mandos_boot_rig.probe), in order. */
+export function questionLists(console: string): QuestionList[] {
+  return probeBlocks(console, /MANDOS-BOOT-RIG: pending questions at (\d+(?:\.\d+)?) s:/, /MANDOS-BOOT-RIG: end of list/).map((b) => ({
+    seconds: Number(b.head[1]),
+    questions: b.lines,
+  }));
+}
+
+export interface ProcessStatus {
+  pid: number;
+  /** Guest uptime when the probe read it. */
+  seconds: number;
+  /** Lines of /proc/PID/status the probe prints (Name, Uid, Gid, CapInh, CapPrm, CapEff, CapAmb, NoNewPrivs). */
+  fields: Record<string, string>;
+}
+
+/** The rig probe's reports on running Mandos client processes (mandos_boot_rig.probe), in order. */
+export function processStatuses(console: string): ProcessStatus[] {
+  return probeBlocks(console, /MANDOS-BOOT-RIG: process (\d+) at (\d+(?:\.\d+)?) s:/, /MANDOS-BOOT-RIG: end of process/).map((b) => {
+    const fields: Record<string, string> = {};
+    for (const line of b.lines) {
+      const field = /^(\w+):\s*(.*)$/.exec(line);
+      if (field) fields[field[1]!] = field[2]!;
+    }
+    return { pid: Number(b.head[1]), seconds: Number(b.head[2]), fields };
+  });
+}
+
+/** How a process's credentials differ from "this uid, every capability set empty, NoNewPrivs"; [] if they do not. */
+export function privilegeProblems(status: ProcessStatus, uid: number): string[] {
+  const problems: string[] = [];
+  const f = status.fields;
+  const uids = (f.Uid ?? "").split(/\s+/).filter(Boolean);
+  if (uids.length !== 4 || uids.some((u) => Number(u) !== uid)) {
+    problems.push(`Uid (real, effective, saved, file system) is "${f.Uid ?? "missing"}", not ${uid} throughout`);
+  }
+  for (const set of ["CapInh", "CapPrm", "CapEff", "CapAmb"]) {
+    const value = f[set];
+    if (value === undefined || !/^[0-9a-f]+$/i.test(value)) problems.push(`${set} is ${value ?? "missing"}`);
+    else if (BigInt(`0x${value}`) !== 0n) problems.push(`${set} is 0x${value}, not 0`);
+  }
+  if (f.NoNewPrivs !== "1") problems.push(`NoNewPrivs is ${f.NoNewPrivs ?? "missing"}, not 1`);
+  return problems;
 }
