@@ -19,13 +19,11 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import {
   appendFileSync,
   chmodSync,
-  closeSync,
   copyFileSync,
   cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
-  openSync,
   readdirSync,
   rmSync,
   statSync,
