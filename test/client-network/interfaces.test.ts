@@ -60,7 +60,10 @@ const scenarios = {
     const waitedMs = performance.now() - t0;
     const after = readInterface(name);
     const again = await bringUp(name, [name]);
-    return { before, result, wait, waitedMs, after, again };
+    const dad = () => ["optimistic_dad", "use_optimistic"].map((k) => readFileSync(`/proc/sys/net/ipv6/conf/${name}/${k}`, "latin1").trim()).join(",");
+    const dadWhileUp = dad();
+    const down = await bringDown(name, [name]);
+    return { before, result, wait, waitedMs, after, again, dadWhileUp, down, dadAfterDown: dad() };
   },
   async list() {
     const all = listInterfaces();
@@ -326,7 +329,7 @@ if (isChild()) {
     }
   });
 
-  test("bringUp + waitRunning: a veth end that was down is up and running", { skip: needsNetns }, async () => {
+  test("bringUp + waitRunning: a veth end that was down is up and running, with optimistic DAD until bringDown", { skip: needsNetns }, async () => {
     const ns = Netns.create();
     try {
       ns.veth("va", "vb");
@@ -337,6 +340,9 @@ if (isChild()) {
         wait: { running: string[]; notRunning: string[] };
         after: NetInterface;
         again: string;
+        dadWhileUp: string;
+        down: string;
+        dadAfterDown: string;
       }>(ns, SELF, "bringUpAndWait", { name: "va", delayMs: 3000 });
       assert.equal(out.error, null);
       const r = out.result!;
@@ -345,7 +351,11 @@ if (isChild()) {
       assert.deepEqual(r.wait, { running: ["va"], notRunning: [] });
       assert.ok(isRunning(r.after));
       assert.equal(r.again, "already-up");
-      assert.ok(ns.flags("va").includes("UP"));
+      // Optimistic DAD while this run has it up; the kernel's defaults back once it is taken down.
+      assert.equal(r.dadWhileUp, "1,1");
+      assert.equal(r.down, "taken-down");
+      assert.equal(r.dadAfterDown, "0,0");
+      assert.ok(!ns.flags("va").includes("UP"));
     } finally {
       ns.delete();
     }

@@ -1,5 +1,7 @@
 // Network interfaces for the client: whether they run, and the privileged
 // steps of bringing them up and down again (which ones: selection.ts).
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { NetworkError, runIp, type IpOptions } from "./ip.js";
 import {
   IFF,
@@ -39,6 +41,49 @@ export async function interfaceNameForIndex(index: number, sysfs: string = SYS_C
 export interface EffectOptions extends IpOptions {
   /** Where interfaces are looked up; default /sys/class/net. */
   sysfs?: string;
+  /** Per-interface IPv6 settings; default /proc/sys/net/ipv6/conf. */
+  ipv6Conf?: string;
+}
+
+const IPV6_CONF = "/proc/sys/net/ipv6/conf";
+
+/**
+ * Optimistic DAD (RFC 4429) for an interface about to be brought up: its
+ * new link-local address can send at once instead of staying tentative
+ * through duplicate address detection (a second or more), which is when
+ * the first mDNS queries go out. DAD itself still runs. The old values are
+ * returned, to be put back when the interface is taken down again; a kernel
+ * without the settings (or a refusal) just leaves them as they were.
+ */
+function useOptimisticDad(name: string, dir: string): Map<string, string> {
+  const old = new Map<string, string>();
+  for (const setting of ["optimistic_dad", "use_optimistic"]) {
+    const path = join(dir, name, setting);
+    try {
+      const value = readFileSync(path, "latin1").trim();
+      if (value !== "1") {
+        writeFileSync(path, "1");
+        old.set(path, value);
+      }
+    } catch {
+      // not supported here, or not ours to change: plain DAD then
+    }
+  }
+  return old;
+}
+
+/** The IPv6 settings bringUp changed, by interface, until bringDown restores them. */
+const changedIpv6Settings = new Map<string, Map<string, string>>();
+
+function restoreIpv6Settings(name: string): void {
+  for (const [path, value] of changedIpv6Settings.get(name) ?? []) {
+    try {
+      writeFileSync(path, value);
+    } catch {
+      // the interface is gone, and its settings with it
+    }
+  }
+  changedIpv6Settings.delete(name);
 }
 
 /**
@@ -69,7 +114,14 @@ export async function bringUp(
 ): Promise<"brought-up" | "already-up"> {
   const iface = await checkInterface(name, allowed, "cannot bring up", opts.sysfs);
   if (isUp(iface)) return "already-up";
-  await runIp(["link", "set", "dev", name, "up"], `cannot bring up ${name}`, opts);
+  const changed = useOptimisticDad(name, opts.ipv6Conf ?? IPV6_CONF);
+  if (changed.size > 0) changedIpv6Settings.set(name, changed);
+  try {
+    await runIp(["link", "set", "dev", name, "up"], `cannot bring up ${name}`, opts);
+  } catch (err) {
+    restoreIpv6Settings(name);
+    throw err;
+  }
   return "brought-up";
 }
 
@@ -80,8 +132,12 @@ export async function bringDown(
   opts: EffectOptions = {},
 ): Promise<"taken-down" | "already-down"> {
   const iface = await checkInterface(name, allowed, "cannot take down", opts.sysfs);
-  if (!isUp(iface)) return "already-down";
+  if (!isUp(iface)) {
+    restoreIpv6Settings(name);
+    return "already-down";
+  }
   await runIp(["link", "set", "dev", name, "down"], `cannot take down ${name}`, opts);
+  restoreIpv6Settings(name);
   return "taken-down";
 }
 
