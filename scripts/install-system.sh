@@ -90,6 +90,7 @@ own_paths() {
 	for dir in "$dest/lib/systemd/system-generators" /lib/systemd/system-generators /usr/lib/systemd/system-generators; do
 		echo "$dir/mandos-generator"
 	done
+	echo "$dest/share/dbus-1/system.d/mandos.conf"
 	for page in "$repo"/man/*; do
 		name=${page##*/}
 		section=${name##*.}

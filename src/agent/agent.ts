@@ -363,7 +363,9 @@ export class PasswordAgent {
       if (outcome.kind === "password") {
         this.failures = 0;
         this.client = { kind: "idle" };
-        if (this.opts.prefetch) {
+        if (this.quitting) {
+          // Told to stop (switch-root, shutdown) while the run was ending: neither held nor sent.
+        } else if (this.opts.prefetch) {
           this.prefetchPending = false;
           this.hold(e.output);
         } else if (this.rescan()) {

@@ -4,7 +4,7 @@
 // one interface lister, for the client and the Zeroconf code alike.
 // Decisions are pure; reading is synchronous, as sysfs answers from memory
 // and the Zeroconf code chooses interfaces inside synchronous steps.
-import { readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { networkInterfaces, type NetworkInterfaceInfo } from "node:os";
 
 export const SYS_CLASS_NET = "/sys/class/net";
@@ -161,6 +161,29 @@ export interface InterfaceSources {
   sysfs?: string;
   /** Addresses by interface name, as os.networkInterfaces() gives them (the default). */
   addresses?: NodeJS.Dict<NetworkInterfaceInfo[]>;
+  /** udev's run-time directory; default /run/udev. */
+  udevRun?: string;
+}
+
+/** name_assign_type NET_NAME_ENUM: the kernel's own name (eth0), which udev may still change. */
+const NET_NAME_ENUM = "1";
+
+/**
+ * Is udev still to name this interface? While udevd runs (its control
+ * socket exists), an interface with the kernel's own name is left alone
+ * until udev has processed it (its /run/udev/data/n<ifindex> exists, or
+ * udev's event queue, /run/udev/queue, has run empty): a
+ * client started early at boot must not bring eth0 up just before udev
+ * renames it to ens3, since Linux before 6.2 cannot rename an interface
+ * that is up. Interfaces named by someone (veths, renamed ones) and hosts
+ * without a running udevd are never held back.
+ */
+export function awaitingUdev(iface: { name: string; index: number }, sysfs = SYS_CLASS_NET, udevRun = "/run/udev"): boolean {
+  if (iface.index <= 0 || !existsSync(`${udevRun}/control`)) return false;
+  if (readInterfaceFile(iface.name, "name_assign_type", sysfs)?.trim() !== NET_NAME_ENUM) return false;
+  // Processed (udev's database has it), or udev's event queue is empty
+  // (rules that store nothing leave no database entry): not waited for.
+  return !existsSync(`${udevRun}/data/n${iface.index}`) && existsSync(`${udevRun}/queue`);
 }
 
 /** Adds what sysfs tells beyond index and flags, and room for addresses. */
@@ -193,6 +216,7 @@ function addAddresses(iface: NetInterface, addrs: readonly NetworkInterfaceInfo[
  * index, flags and state (and interfaces without addresses); Node's
  * os.networkInterfaces() gives addresses, and an index (the IPv6 scope id)
  * and loopback flags should sysfs be unreadable or another namespace's.
+ * An interface udev has still to name is not listed yet (awaitingUdev).
  */
 export function listInterfaces(from: InterfaceSources = {}): NetInterface[] {
   const sysfs = from.sysfs ?? SYS_CLASS_NET;
@@ -203,8 +227,13 @@ export function listInterfaces(from: InterfaceSources = {}): NetInterface[] {
   } catch {
     // No (readable) sysfs: addresses alone must do.
   }
-  for (const i of fromSys) byName.set(i.name, withState(i, sysfs));
+  const heldBack = new Set<string>();
+  for (const i of fromSys) {
+    if (awaitingUdev(i, sysfs, from.udevRun)) heldBack.add(i.name);
+    else byName.set(i.name, withState(i, sysfs));
+  }
   for (const [name, addrs] of Object.entries(from.addresses ?? networkInterfaces())) {
+    if (heldBack.has(name)) continue;
     let iface = byName.get(name);
     if (!iface) {
       iface = { name, index: 0, flags: 0, operstate: "unknown", carrier: null, ipv6: [], ipv4: [] };

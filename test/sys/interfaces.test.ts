@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { NetworkInterfaceInfo } from "node:os";
-import { IFF, listInterfaces, readInterface } from "../../src/sys/interfaces.js";
+import { IFF, awaitingUdev, listInterfaces, readInterface } from "../../src/sys/interfaces.js";
 import { tempDir } from "../helpers/index.js";
 
 function fakeSysfs(t: { after(fn: () => void): void }, interfaces: Record<string, Record<string, string>>): string {
@@ -81,4 +81,28 @@ test("listInterfaces on this machine agrees with os.networkInterfaces()", async 
     assert.equal(i.ipv6.length + i.ipv4.length, addrs?.length ?? 0, name);
   }
   assert.ok(listed.some((i) => i.name === "lo" && (i.flags & IFF.LOOPBACK) !== 0));
+});
+
+test("an interface with the kernel's own name is not listed while a running udev has still to name it", (t) => {
+  const sysfs = fakeSysfs(t, {
+    eth0: { ifindex: "2", flags: "0x1002", operstate: "down", name_assign_type: "1" }, // NET_NAME_ENUM
+    vethB: { ifindex: "3", flags: "0x1002", operstate: "down", name_assign_type: "3" }, // NET_NAME_USER
+    ens4: { ifindex: "4", flags: "0x1002", operstate: "down", name_assign_type: "4" }, // NET_NAME_RENAMED
+  });
+  const udev = tempDir("mandos-udev-");
+  t.after(() => udev.cleanup());
+  const names = () => listInterfaces({ sysfs, addresses: {}, udevRun: udev.path }).map((i) => i.name);
+  // No udevd running (no control socket): nothing is held back.
+  assert.deepEqual(names(), ["ens4", "eth0", "vethB"]);
+  writeFileSync(join(udev.path, "control"), "");
+  // udevd runs, its queue is empty: whatever it was to do with eth0 is done.
+  assert.deepEqual(names(), ["ens4", "eth0", "vethB"]);
+  writeFileSync(join(udev.path, "queue"), "");
+  assert.deepEqual(names(), ["ens4", "vethB"]);
+  assert.equal(awaitingUdev({ name: "eth0", index: 2 }, sysfs, udev.path), true);
+  // udev has processed it (and kept or changed its name): listed.
+  mkdirSync(join(udev.path, "data"));
+  writeFileSync(join(udev.path, "data", "n2"), "");
+  assert.deepEqual(names(), ["ens4", "eth0", "vethB"]);
+  assert.equal(awaitingUdev({ name: "eth0", index: 2 }, sysfs, udev.path), false);
 });

@@ -136,8 +136,11 @@ export async function bringDown(
     restoreIpv6Settings(name);
     return "already-down";
   }
-  await runIp(["link", "set", "dev", name, "down"], `cannot take down ${name}`, opts);
-  restoreIpv6Settings(name);
+  try {
+    await runIp(["link", "set", "dev", name, "down"], `cannot take down ${name}`, opts);
+  } finally {
+    restoreIpv6Settings(name);
+  }
   return "taken-down";
 }
 
