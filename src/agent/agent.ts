@@ -1,8 +1,9 @@
 // The password agent at work: watches the agent directory, keeps a table of
 // question files, runs the Mandos client while a question is pending (or at
 // once, when prefetching), sends its secret to every pending question, and
-// when prefetching holds it for a while for questions still to come. Decisions come from the pure
-// functions in question.ts and lifecycle.ts; this file only carries them out.
+// when prefetching holds it for a while for questions still to come.
+// Decisions come from the pure functions in question.ts and lifecycle.ts;
+// this file only carries them out.
 import { statSync, watch, type FSWatcher } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../cli/log.js";

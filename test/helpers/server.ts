@@ -130,11 +130,6 @@ export function setClientProperty(conn: MessageBus, path: string, property: stri
   return callServer(conn, path, "org.freedesktop.DBus.Properties", "Set", "ssv", [CLIENT_INTERFACE, property, value]);
 }
 
-/** The real uid of a running process. */
-export function processUid(pid: number): number {
-  return Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
-}
-
 export interface ConfigOptions {
   clients: string;
   port?: number;

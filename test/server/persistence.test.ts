@@ -3,6 +3,7 @@
 // acknowledged; clients.conf changes win over saved ones; a bad state file
 // is reported in one line and the server starts from clients.conf; what an
 // interrupted save left behind is removed at start.
+import { readProcStatus } from "../../src/sys/proc-status.js";
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -15,7 +16,6 @@ import {
   connectBus,
   ctl,
   fakeKeyId,
-  processUid,
   serverWritableDir,
   setClientProperty,
   startBus,
@@ -178,7 +178,7 @@ test("a change that cannot be saved is answered with an error naming the file an
   try {
     await setClientProperty(conn, "/clients/alpha", "Host", new Variant("s", "acknowledged.example"));
     // The server runs unprivileged, so the directory's mode really stops it.
-    assert.notEqual(processUid(server.proc.pid!), 0);
+    assert.notEqual(readProcStatus(server.proc.pid!).uids[0], 0);
     chmodSync(state, 0o555);
     const file = join(state, "clients.json");
     const notSaved = (err: unknown) => {

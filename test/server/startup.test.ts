@@ -2,12 +2,13 @@
 // as root, which refuses a state directory it could not save to once it has
 // given up root, and runs checkers as checker_user (by default nobody), not
 // as its own user.
+import { readProcStatus } from "../../src/sys/proc-status.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { BIN, requires, run, tempDir } from "../helpers/index.js";
-import { oneClientConf, processUid, serverWritableDir, startServer, waitFor, writeConfig } from "../helpers/server.js";
+import { oneClientConf, serverWritableDir, startServer, waitFor, writeConfig } from "../helpers/server.js";
 import { unprivilegedIdentity } from "../../src/server/privileges.js";
 import { parseServerArgs } from "../../src/server/options.js";
 import { activationSocket, readSettings, stateDirectoryProblem } from "../../src/server/startup.js";
@@ -49,7 +50,7 @@ async function checkerIds(dir: string, extra = ""): Promise<{ ids: string; serve
   try {
     await waitFor("the first checker", () => existsSync(join(out, "ids")) && readFileSync(join(out, "ids"), "utf8").endsWith("\n"), 10_000);
     assert.match(server.output(), /Checker for one succeeded/);
-    return { ids: readFileSync(join(out, "ids"), "utf8").trim(), serverUid: processUid(server.proc.pid!) };
+    return { ids: readFileSync(join(out, "ids"), "utf8").trim(), serverUid: readProcStatus(server.proc.pid!).uids[0] };
   } finally {
     await server.stop();
   }
