@@ -13,10 +13,22 @@
 # client keys (readable by user 65534 only), the Mandos network hooks
 # with the files and kernel modules they list, and network drivers.
 #
+# The drivers of this host's network interfaces are also loaded early:
+# a file in modules-load.d(5) in the image has systemd-modules-load load
+# them at the very start of the initramfs, instead of udev's coldplug,
+# which loads them with the disk drivers.  So the network interface
+# exists when the agent starts prefetching, and the answer can be there
+# before systemd-cryptsetup asks.
+#
 # Variables (environment or dracut.conf):
 #   mandos_ts_sysroot  read the installed files below this directory
 #                      instead of /, e.g. a DESTDIR staging tree in
 #                      tests; paths inside the initramfs do not change.
+#   mandos_ts_early_net_drivers
+#                      the kernel modules to load early, separated by
+#                      spaces or commas, instead of those found on this
+#                      host; list the bus's driver too, e.g.
+#                      "virtio_pci virtio_net".  Set but empty: none.
 
 # dracut sets initdir, systemdutildir, systemdsystemunitdir, SYSTEMCTL...
 # shellcheck disable=SC2154
@@ -93,6 +105,54 @@ mandos_ts_find_library() { # NAME: its path in the first of dracut's libdirs hol
     return 1
 }
 
+# The modules that make this host's physical network interfaces (those
+# with a device) appear: the driver of the interface's device and of
+# each bound device above it (e.g. virtio_net and virtio_pci), by the
+# module sysfs names, or by the driver's name when the running kernel
+# has it built in.  SYSFS is /sys except in tests.
+mandos_ts_host_net_drivers() { # [SYSFS]
+    local sys iface dev driver
+    sys=$(realpath -e "${1:-/sys}") || return 0
+    for iface in "$sys"/class/net/*; do
+        dev=$(realpath -e "$iface/device" 2> /dev/null) || continue
+        while [[ $dev == "$sys"/devices/* ]]; do
+            if [[ -e $dev/driver/module ]]; then
+                driver=$(realpath -e "$dev/driver/module")
+                echo "${driver##*/}"
+            elif [[ -e $dev/driver ]]; then
+                driver=$(realpath -e "$dev/driver")
+                driver=${driver##*/}
+                echo "${driver//-/_}"
+            fi
+            dev=${dev%/*}
+        done
+    done | sort -u
+}
+
+# The early network drivers for the image: those named by
+# mandos_ts_early_net_drivers if set, else this host's; of them, only
+# loadable modules of the kernel being built for (built-in ones need no
+# loading, and one systemd-modules-load cannot find would be an error
+# at every boot).
+mandos_ts_early_modules() {
+    local -a drivers
+    local driver file
+    if [[ -n ${mandos_ts_early_net_drivers+set} ]]; then
+        read -r -a drivers <<< "${mandos_ts_early_net_drivers//,/ }"
+    else
+        mapfile -t drivers < <(mandos_ts_host_net_drivers)
+    fi
+    for driver in "${drivers[@]}"; do
+        file=$(modinfo -k "$kernel" ${dracutsysrootdir:+-b "$dracutsysrootdir"} -F filename "$driver" 2> /dev/null | head -n 1)
+        if [[ -z $file ]]; then
+            [[ -n ${mandos_ts_early_net_drivers+set} ]] \
+                && dwarning "mandos-ts: module $driver (mandos_ts_early_net_drivers) not found for kernel $kernel; not loaded early"
+            continue
+        fi
+        [[ $file == "(builtin)" ]] || echo "$driver"
+    done
+}
+
 check() {
     # The image holds the host's secret keys: a generic image would
     # copy one host's keys into an image meant for any host.
@@ -126,7 +186,7 @@ check() {
 }
 
 depends() {
-    echo systemd crypt
+    echo systemd systemd-modules-load crypt
 }
 
 installkernel() {
@@ -140,6 +200,23 @@ installkernel() {
             [[ -n $module ]] && hostonly='' instmods "$module"
         done < <(mandos_ts_hook_list "$hook" modules)
     done < <(mandos_ts_hooks -x)
+    # Early loading: systemd-modules-load.service starts with systemd,
+    # without waiting for udevd or anything else, and reads no shell
+    # (dracut's rd.driver.pre would hold back udevd, behind
+    # dracut-cmdline's and dracut-pre-udev's shell scripts).  A module it
+    # cannot load fails only that unit, which nothing requires.
+    local early=()
+    mapfile -t early < <(mandos_ts_early_modules)
+    ((${#early[@]})) || return 0
+    hostonly='' instmods "${early[@]}"
+    local conf=$initdir${modulesload:-/usr/lib/modules-load.d}/mandos-ts-network.conf
+    mkdir -p "${conf%/*}"
+    {
+        echo "# Network drivers, loaded before udev's coldplug: the Mandos"
+        echo "# client (90mandos-ts) starts before it, and fetches as soon as the"
+        echo "# network interface exists."
+        printf '%s\n' "${early[@]}"
+    } > "$conf"
 }
 
 install() {

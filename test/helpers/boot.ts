@@ -199,6 +199,8 @@ export async function dracutBuild(opts: {
   tmp: string;
   out: string;
   args: string[];
+  /** Variables for this build's dracut modules, e.g. mandos_ts_early_net_drivers. */
+  env?: Record<string, string>;
 }): Promise<DracutBuild> {
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const started = Date.now();
@@ -212,7 +214,7 @@ export async function dracutBuild(opts: {
        exec dracut --force --no-compress --no-early-microcode --hostonly --no-hostonly-cmdline \
          --tmpdir ${quote(opts.tmp)} --kver ${quote(opts.kver)} ${opts.args.map(quote).join(" ")} ${quote(opts.out)}`],
     {
-      env: { ...process.env, mandos_ts_sysroot: opts.staged, dracutbasedir: opts.dracutBase },
+      env: { ...process.env, ...opts.env, mandos_ts_sysroot: opts.staged, dracutbasedir: opts.dracutBase },
       timeoutMs: 480_000,
     },
   );
@@ -225,6 +227,13 @@ export async function dracutBuild(opts: {
 
 /** Drivers the guest needs that a host-only build would not see on this host. */
 export const GUEST_DRIVERS = ["virtio_pci", "virtio_blk", "virtio_net", "dm_crypt", "xts", "ext4"];
+/**
+ * The guest's NIC and its bus, which 90mandos-ts loads early. On a real
+ * host it finds them itself (the host's own NIC); the image is for the
+ * guest, not for this host, so the rig names them. Only our image gets
+ * this: Debian's 90mandos has no such step, and its image gets nothing extra.
+ */
+export const GUEST_EARLY_NET_DRIVERS = "virtio_pci virtio_net";
 /** Modules common to every build: only the Mandos module differs. */
 function buildArgs(mandosModule: string | null): string[] {
   return [
@@ -263,6 +272,7 @@ export async function buildInitramfs(work: string, kernel: BootKernel, passphras
     tmp: work,
     out: join(work, "initrd-mandos-ts.img"),
     args: buildArgs("mandos-ts"),
+    env: { mandos_ts_early_net_drivers: GUEST_EARLY_NET_DRIVERS },
   });
   if (!/Including module: mandos-ts/.test(build.log)) throw new Error("dracut did not include mandos-ts");
   return { kernel, image: build.image, build, keys, context: { dracutBase, staged: staged.path, keysDir: keys.dir, work } };

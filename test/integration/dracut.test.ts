@@ -15,9 +15,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { requires, tempDir } from "../helpers/index.js";
+import { ROOT, requires, tempDir } from "../helpers/index.js";
 import { makeKeys } from "../helpers/client.js";
 import { dracutKernel, installStaged, needsBuild, run, unitSettings } from "../helpers/integration.js";
 import { clientArgs, serveSecrets } from "../../scripts/secret-server.js";
@@ -26,6 +26,7 @@ const KVER = dracutKernel();
 const DRACUT_BASE = "/usr/lib/dracut";
 const KEYS = ["pubkey.txt", "seckey.txt", "tls-pubkey.pem", "tls-privkey.pem"];
 const GNUTLS = "libgnutls.so.30";
+const MODULE_SETUP = join(ROOT, "dracut", "90mandos-ts", "module-setup.sh");
 
 const skip =
   needsBuild() ||
@@ -88,7 +89,12 @@ test("dracut builds a host-only initramfs with everything the agent needs", { sk
     writeFileSync(join(hooks, "vlan.conf"), "id=5\n");
 
     const image = join(w, "initrd.img");
-    const dracutEnv = { ...process.env, mandos_ts_sysroot: staged.path, dracutbasedir: dracutBase };
+    // Early network drivers named, as in dracut.conf: e1000e is no NIC of
+    // this host (a host-only build would leave it out), and one is no module.
+    const dracutEnv = {
+      ...process.env, mandos_ts_sysroot: staged.path, dracutbasedir: dracutBase,
+      mandos_ts_early_net_drivers: "virtio_pci,e1000e no_such_nic_driver",
+    };
     // Only inside the namespace do the tmpfs mounts hide the host's keys and hooks.
     const inNamespace = (dracutArgs: string) =>
       run(
@@ -204,6 +210,16 @@ test("dracut builds a host-only initramfs with everything the agent needs", { sk
     const inImage = (args: string[], env: NodeJS.ProcessEnv = {}, user?: string) =>
       run("chroot", [...(user ? [`--userspec=${user}`] : []), root, ...args], { env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", ...env }, timeoutMs: 60_000 });
 
+    await t.test("the network drivers named in mandos_ts_early_net_drivers are loaded early, by systemd-modules-load", () => {
+      const conf = join(root, "usr/lib/modules-load.d/mandos-ts-network.conf");
+      const listed = readFileSync(conf, "utf8").split("\n").filter((l) => l !== "" && !l.startsWith("#"));
+      assert.deepEqual(listed, ["virtio_pci", "e1000e"]);
+      const modules = [...entries.keys()].filter((p) => p.startsWith(`usr/lib/modules/${KVER}/kernel/`));
+      for (const module of listed) assert.ok(modules.some((p) => p.endsWith(`/${module}.ko`) || p.includes(`/${module}.ko.`)), `${module} missing`);
+      assert.match(build.stderr, /mandos-ts: module no_such_nic_driver \(mandos_ts_early_net_drivers\) not found for kernel \S+; not loaded early/);
+      has("usr/lib/systemd/system/sysinit.target.wants/systemd-modules-load.service");
+    });
+
     await t.test("the image's node is fully stripped, a copy: the host's node is unchanged", async () => {
       assert.equal(nodeHash(), hostNode);
       const sections = await run("readelf", ["--section-headers", "--wide", join(root, node)]);
@@ -293,5 +309,52 @@ test("dracut builds a host-only initramfs with everything the agent needs", { sk
   } finally {
     work.cleanup();
     staged.cleanup();
+  }
+});
+
+test("the host's network drivers: for each physical interface, its device's and those of the bound devices above it", async () => {
+  const work = tempDir("mandos-dracut-sysfs-");
+  try {
+    const sys = work.path;
+    /** A device below sys/devices, bound to sys/bus/BUS/drivers/DRIVER (with module MODULE unless built in). */
+    const device = (path: string, bus?: string, driver?: string, module?: string) => {
+      mkdirSync(join(sys, "devices", path), { recursive: true });
+      if (!bus || !driver) return;
+      const dir = join(sys, "bus", bus, "drivers", driver);
+      mkdirSync(dir, { recursive: true });
+      if (module && !existsSync(join(dir, "module"))) {
+        mkdirSync(join(sys, "module", module), { recursive: true });
+        symlinkSync(join(sys, "module", module), join(dir, "module"));
+      }
+      symlinkSync(dir, join(sys, "devices", path, "driver"));
+    };
+    /** An interface, at sys/class/net/NAME, of the device at PATH (virtual if none). */
+    const iface = (name: string, parent: string | null) => {
+      const dir = join(sys, "devices", parent ?? "virtual", "net", name);
+      mkdirSync(dir, { recursive: true });
+      if (parent) symlinkSync(join(sys, "devices", parent), join(dir, "device"));
+      mkdirSync(join(sys, "class", "net"), { recursive: true });
+      symlinkSync(dir, join(sys, "class", "net", name));
+    };
+    // virtio: the PCI function (virtio-pci, built into the running kernel) and the virtio device.
+    device("pci0000:00");
+    device("pci0000:00/0000:00:03.0", "pci", "virtio-pci");
+    device("pci0000:00/0000:00:03.0/virtio2", "virtio", "virtio_net", "virtio_net");
+    iface("eth0", "pci0000:00/0000:00:03.0/virtio2");
+    // USB: the host controller, the hub, the NIC's USB interface.
+    device("pci0000:00/0000:00:14.0", "pci", "xhci_hcd", "xhci_pci");
+    device("pci0000:00/0000:00:14.0/usb1", "usb", "usb");
+    device("pci0000:00/0000:00:14.0/usb1/1-1");
+    device("pci0000:00/0000:00:14.0/usb1/1-1/1-1:1.0", "usb", "r8152", "r8152");
+    iface("enx00e04c680001", "pci0000:00/0000:00:14.0/usb1/1-1/1-1:1.0");
+    // Virtual interfaces: no device, no driver.
+    iface("lo", null);
+    iface("br0", null);
+    const r = await run("bash", ["-c", `source "$0" && mandos_ts_host_net_drivers "$1"`, MODULE_SETUP, sys]);
+    assert.equal(r.stderr, "");
+    assert.equal(r.code, 0);
+    assert.deepEqual(r.stdout.toString().split("\n").filter(Boolean), ["r8152", "usb", "virtio_net", "virtio_pci", "xhci_pci"]);
+  } finally {
+    work.cleanup();
   }
 });
