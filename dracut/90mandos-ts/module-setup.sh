@@ -129,18 +129,34 @@ mandos_ts_host_net_drivers() { # [SYSFS]
     done | sort -u
 }
 
+# Whether udev renames network interfaces in a host-only image: dracut
+# takes the legacy 70-persistent-net.rules along (no .link files).
+mandos_ts_renames_interfaces() {
+    local dir
+    for dir in /etc/udev/rules.d /lib/udev/rules.d /usr/lib/udev/rules.d; do
+        [[ -e ${dracutsysrootdir:-}$dir/70-persistent-net.rules ]] && return 0
+    done
+    return 1
+}
+
 # The early network drivers for the image: those named by
-# mandos_ts_early_net_drivers if set, else this host's; of them, only
-# loadable modules of the kernel being built for (built-in ones need no
-# loading, and one systemd-modules-load cannot find would be an error
-# at every boot).
-mandos_ts_early_modules() {
+# mandos_ts_early_net_drivers if set, else this host's (SYSFS as for
+# mandos_ts_host_net_drivers); of them, only loadable modules of the
+# kernel being built for (built-in ones need no loading, and one
+# systemd-modules-load cannot find would be an error at every boot).
+mandos_ts_early_modules() { # [SYSFS]
     local -a drivers
     local driver file
     if [[ -n ${mandos_ts_early_net_drivers+set} ]]; then
         read -r -a drivers <<< "${mandos_ts_early_net_drivers//,/ }"
+    elif mandos_ts_renames_interfaces; then
+        # The client leaves an interface alone while udev's queue holds
+        # it, but one that exists before udev's coldplug is in no queue:
+        # the client could bring it up first, and udev could not rename it.
+        dinfo "mandos-ts: udev renames network interfaces here (70-persistent-net.rules): network drivers load with udev, not early"
+        return 0
     else
-        mapfile -t drivers < <(mandos_ts_host_net_drivers)
+        mapfile -t drivers < <(mandos_ts_host_net_drivers "$@")
     fi
     for driver in "${drivers[@]}"; do
         file=$(modinfo -k "$kernel" ${dracutsysrootdir:+-b "$dracutsysrootdir"} -F filename "$driver" 2> /dev/null | head -n 1)

@@ -350,10 +350,33 @@ test("the host's network drivers: for each physical interface, its device's and 
     // Virtual interfaces: no device, no driver.
     iface("lo", null);
     iface("br0", null);
-    const r = await run("bash", ["-c", `source "$0" && mandos_ts_host_net_drivers "$1"`, MODULE_SETUP, sys]);
-    assert.equal(r.stderr, "");
-    assert.equal(r.code, 0);
-    assert.deepEqual(r.stdout.toString().split("\n").filter(Boolean), ["r8152", "usb", "virtio_net", "virtio_pci", "xhci_pci"]);
+    const inModule = async (call: string, env: Record<string, string> = {}) => {
+      const { mandos_ts_early_net_drivers: _, ...inherited } = process.env;
+      const r = await run("bash", ["-c", `dinfo() { echo "info: $*" >&2; }; source "$0" && ${call} "$1"`, MODULE_SETUP, sys], {
+        env: { ...inherited, ...env },
+      });
+      assert.equal(r.code, 0, r.stderr);
+      return { lines: r.stdout.toString().split("\n").filter(Boolean), stderr: r.stderr };
+    };
+    const found = await inModule("mandos_ts_host_net_drivers");
+    assert.equal(found.stderr, "");
+    assert.deepEqual(found.lines, ["r8152", "usb", "virtio_net", "virtio_pci", "xhci_pci"]);
+
+    if (KVER === null) return;
+    // What goes into the image: loadable modules of the kernel built for
+    // ("usb" is no module name), unless udev renames interfaces there.
+    const sysroot = join(work.path, "root");
+    mkdirSync(join(sysroot, "lib"), { recursive: true });
+    symlinkSync("/lib/modules", join(sysroot, "lib", "modules"));
+    const env = { kernel: KVER, dracutsysrootdir: sysroot };
+    assert.deepEqual((await inModule("mandos_ts_early_modules", env)).lines, ["r8152", "virtio_net", "virtio_pci", "xhci_pci"]);
+    mkdirSync(join(sysroot, "etc/udev/rules.d"), { recursive: true });
+    writeFileSync(join(sysroot, "etc/udev/rules.d/70-persistent-net.rules"), 'SUBSYSTEM=="net", NAME="lan0"\n');
+    const renaming = await inModule("mandos_ts_early_modules", env);
+    assert.deepEqual(renaming.lines, []);
+    assert.match(renaming.stderr, /info: mandos-ts: udev renames network interfaces here \(70-persistent-net\.rules\)/);
+    const named = await inModule("mandos_ts_early_modules", { ...env, mandos_ts_early_net_drivers: "virtio_net" });
+    assert.deepEqual(named.lines, ["virtio_net"]);
   } finally {
     work.cleanup();
   }
