@@ -74,7 +74,7 @@ export function describeState(s: ServerState, keyId: string, waitSeconds: number
     if (s.step === "connected") return `found; connected; no handshake within ${waitSeconds} s`;
     return `found; no connection within ${waitSeconds} s`;
   }
-  if (s.step === "found") return `found; cannot connect: ${reason}`;
+  if (s.step === "found") return `found; ${reason}`;
   if (s.step === "connected") return `found; connected; TLS handshake failed: ${reason}`;
   if (/sent no secret/.test(reason)) {
     return `found; handshake done; no secret: the server does not know this client (key id ${keyId}) or has it disabled`;
