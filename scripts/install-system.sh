@@ -7,7 +7,7 @@
 #   NODE     node binary the launchers run (default: `command -v node`)
 #
 # Layout (all under $DESTDIR$PREFIX):
-#   lib/mandos-ts/            launchers mandos, mandos-client, mandos-ctl,
+#   lib/mandos-ts/            launchers mandos, mandos-check, mandos-client, mandos-ctl,
 #                             mandos-keygen, password-agent (CommonJS)
 #   lib/mandos-ts/boot/       dist/boot: the bundles of the programs that run
 #                             at boot (mandos-client, password-agent), their
@@ -15,7 +15,7 @@
 #                             all the initramfs takes (see 90mandos-ts)
 #   lib/mandos-ts/dist/       dist/src (ES modules) for the other programs,
 #                             with production node_modules beside it
-#   sbin/mandos{,-ctl,-keygen} symbolic links to those launchers
+#   sbin/mandos{,-ctl,-keygen,-check} symbolic links to those launchers
 #   lib/systemd/system/       units/*.service, *.socket, *.path
 #   lib/systemd/system-generators/mandos-generator
 #   lib/dracut/modules.d/90mandos-ts/
@@ -70,6 +70,7 @@ declare -A programs=(
 	[mandos]=server
 	[mandos-client]=boot
 	[mandos-ctl]=ctl
+	[mandos-check]=check
 	[mandos-keygen]=keygen
 	[password-agent]=boot
 )
@@ -81,7 +82,7 @@ own_paths() {
 	for name in "${!programs[@]}" mandos-generator; do
 		echo "$libdir/$name"
 	done
-	for name in mandos mandos-ctl mandos-keygen; do
+	for name in mandos mandos-ctl mandos-keygen mandos-check; do
 		for dir in "$dest/sbin" /usr/sbin /sbin /usr/bin /bin; do echo "$dir/$name"; done
 	done
 	for name in "$repo"/units/*.service "$repo"/units/*.socket "$repo"/units/*.path; do
@@ -151,6 +152,7 @@ while read -r package; do
 	case $package in
 	*/node_modules/*) continue ;; # copied with the package it is nested in
 	node_modules/@koromix/koffi-*) [ "$package" = "$koffi_native" ] || continue ;;
+	node_modules/@types/*) continue ;; # declarations only (protobufjs lists @types/node)
 	esac
 	[ -d "$repo/$package" ] || continue
 	mkdir -p "$(dirname "$libdir/$package")"
@@ -185,7 +187,7 @@ find "$modules" -type f -perm /111 -exec chmod a-x {} +
 
 # --- Launchers in sbin ------------------------------------------------
 mkdir -p "$dest/sbin"
-for program in mandos mandos-ctl mandos-keygen; do
+for program in mandos mandos-ctl mandos-keygen mandos-check; do
 	ln -sfn "../lib/mandos-ts/$program" "$dest/sbin/$program"
 done
 

@@ -21,6 +21,8 @@ export interface FetchSettings {
   handshakeTimeoutMs: number;
   answerTimeoutMs: number;
   decrypt(message: Buffer): Promise<Buffer>;
+  /** Told each step an attempt reaches (mandos-check reports how far each server got). */
+  reached?(step: "connected" | "handshake"): void;
 }
 
 /** A secret larger than this is not a Mandos secret. */
@@ -72,11 +74,13 @@ export async function fetchSecret(server: ServerAddress, settings: FetchSettings
   signal?.addEventListener("abort", onAbort);
   try {
     socket = await connect(server, settings.connectTimeoutMs, signal);
+    settings.reached?.("connected");
     socket.write(CLIENT_HELLO_LINE);
     conn = await TlsConnection.accept(socket, settings.credentials, {
       priority: settings.priority,
       handshakeTimeoutMs: settings.handshakeTimeoutMs,
     });
+    settings.reached?.("handshake");
     const message = await conn.readAll(MAX_MESSAGE_BYTES, settings.answerTimeoutMs);
     conn.close();
     if (message.length === 0) throw new FetchError("the server sent no secret");

@@ -10,6 +10,7 @@ import { NetworkSession, listHooks, type DelegatedSteps } from "./network/index.
 import { superviseWorker } from "./supervisor.js";
 import { runWorker } from "./worker.js";
 import { routePreparer } from "./routing.js";
+import { eventReporter } from "./events.js";
 import { clientRole, connectToPrivileged, requestedSteps } from "./ipc.js";
 import { InterfaceFollower } from "./follow.js";
 import { MAX_REPLY_BYTES } from "../protocol/privileged-requests.js";
@@ -120,6 +121,7 @@ async function runMain(opts: ClientOptions, delegate: DelegatedSteps | null, log
       discover: await zeroconfDiscovery(opts, follower, log),
       signal,
       prepareServer: routePreparer(steps.addRoute, log),
+      onServerEvent: eventReporter(process.env),
     });
     writePassword(password);
     return 0;

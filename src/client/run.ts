@@ -6,6 +6,7 @@ import { fetchSecret, describeServer, type ServerAddress } from "./fetch.js";
 import { ServerPool } from "./servers.js";
 import type { ClientOptions } from "./options.js";
 import type { KeyMaterial } from "./keys.js";
+import type { ServerEvent } from "./events.js";
 
 /** Finds servers; reports each found address and each one that went away. */
 export type Discover = (found: (s: ServerAddress) => void, gone: (s: ServerAddress) => void) => { stop(): void };
@@ -19,6 +20,8 @@ export interface RunDeps {
   /** Called before connecting to a discovered server (it may need a temporary route). */
   prepareServer?(s: ServerAddress): Promise<void>;
   signal: AbortSignal;
+  /** Told how each server's attempts go (found, each step, decrypted or failed): mandos-check's report. */
+  onServerEvent?(server: ServerAddress, event: ServerEvent): void;
 }
 
 type Decrypter = (message: Buffer) => Promise<Buffer>;
@@ -54,11 +57,16 @@ export async function obtainPassword(opts: ClientOptions, keys: KeyMaterial, dep
           handshakeTimeoutMs: 10_000,
           answerTimeoutMs: opts.timeoutSeconds * 1000,
           decrypt: async (message) => (await decrypter)(message),
+          reached: (step) => deps.onServerEvent?.(server, { type: step }),
         },
         signal,
-      );
+      ).then((secret) => {
+        deps.onServerEvent?.(server, { type: "decrypted" });
+        return secret;
+      });
     } catch (err) {
       await decrypter; // unusable keys outrank whatever the server did
+      if (!signal.aborted) deps.onServerEvent?.(server, { type: "failed", reason: errorMessage(err) });
       throw err;
     }
   };
@@ -87,11 +95,14 @@ export async function obtainPassword(opts: ClientOptions, keys: KeyMaterial, dep
 
   let discovery: { stop(): void } | null = null;
   if (opts.connect) {
-    pool.add(deps.zone ? { ...opts.connect, interfaceName: deps.zone } : { ...opts.connect });
+    const server = deps.zone ? { ...opts.connect, interfaceName: deps.zone } : { ...opts.connect };
+    deps.onServerEvent?.(server, { type: "found" });
+    pool.add(server);
   } else {
     discovery = deps.discover(
       (s) => {
         log.debug(`found server ${describeServer(s)}`);
+        deps.onServerEvent?.(s, { type: "found" });
         pool.add(s);
       },
       (s) => {

@@ -7,6 +7,7 @@ import type { ClientOptions } from "./options.js";
 import { obtainPassword, type Discover } from "./run.js";
 import { writePassword } from "./output.js";
 import { routePreparer } from "./routing.js";
+import { eventReporter } from "./events.js";
 import { confirmUnprivileged } from "./privileges.js";
 import { MAX_START_MESSAGE_BYTES, connectToPrivileged, parseStart, requestedSteps, type StartMessage } from "./ipc.js";
 import { InterfaceFollower } from "./follow.js";
@@ -49,6 +50,7 @@ export async function runWorker(
     discover: await discover(new InterfaceFollower(rules, interfaces, steps.bringUp, log)),
     signal,
     prepareServer: routePreparer(steps.addRoute, log),
+    onServerEvent: eventReporter(process.env),
   });
   writePassword(password);
   return 0;

@@ -2,7 +2,7 @@
 // (`npm run install-system` into a temporary DESTDIR), running the
 // generator by hand, reading the trees they produce, and the kernel that
 // dracut can build for.
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, tempDir, which, type RunResult } from "./index.js";
 
@@ -114,4 +114,35 @@ export function dracutKernel(): string | null {
     .sort()
     .reverse();
   return kvers[0] ?? null;
+}
+
+export const DRACUT_BASE = "/usr/lib/dracut";
+
+/**
+ * Real dracut with our staged module, never writing to the real /usr:
+ * dracut's own files are copied into `work` with 90mandos-ts added
+ * (dracutbasedir=), and the module reads the staged tree
+ * (mandos_ts_sysroot=). Each build runs in a private mount namespace
+ * where tmpfs mounts over /etc/keys/mandos and /etc/mandos/network-hooks.d
+ * hold the test's keys and hooks, so the host's stay untouched.
+ */
+export function dracutRig(work: string, staged: string, kver: string, extraEnv: NodeJS.ProcessEnv = {}) {
+  const dracutBase = join(work, "dracut");
+  cpSync(DRACUT_BASE, dracutBase, { recursive: true, verbatimSymlinks: true });
+  cpSync(join(staged, "usr/lib/dracut/modules.d/90mandos-ts"), join(dracutBase, "modules.d/90mandos-ts"), { recursive: true });
+  const env = { ...process.env, mandos_ts_sysroot: staged, dracutbasedir: dracutBase, ...extraEnv };
+  const empty = join(work, "no-hooks");
+  mkdirSync(empty, { recursive: true });
+  /** dracut with `args` (options and the image's path), with `keys` and `hooks` (directories) in place. */
+  return (keys: string, args: string, hooks = empty): Promise<RunResult> =>
+    run(
+      "unshare",
+      ["--mount", "--propagation", "private", "sh", "-ec",
+        `mount -t tmpfs -o mode=0700 tmpfs /etc/keys/mandos
+         cp -a "${keys}/." /etc/keys/mandos/
+         mount -t tmpfs tmpfs /etc/mandos/network-hooks.d
+         cp -a "${hooks}/." /etc/mandos/network-hooks.d/
+         exec dracut --force --no-compress --no-early-microcode --tmpdir "${work}" --kver "${kver}" ${args}`],
+      { env, timeoutMs: 400_000 },
+    );
 }

@@ -15,15 +15,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, requires, tempDir } from "../helpers/index.js";
 import { makeKeys } from "../helpers/client.js";
-import { dracutKernel, installStaged, needsBuild, run, unitSettings } from "../helpers/integration.js";
+import { DRACUT_BASE, dracutKernel, dracutRig, installStaged, needsBuild, run, unitSettings } from "../helpers/integration.js";
+import { parseListing } from "../../src/check/initramfs.js";
 import { clientArgs, serveSecrets } from "../../scripts/secret-server.js";
 
 const KVER = dracutKernel();
-const DRACUT_BASE = "/usr/lib/dracut";
 const KEYS = ["pubkey.txt", "seckey.txt", "tls-pubkey.pem", "tls-privkey.pem"];
 const GNUTLS = "libgnutls.so.30";
 const MODULE_SETUP = join(ROOT, "dracut", "90mandos-ts", "module-setup.sh");
@@ -53,28 +53,11 @@ exit 0
 `;
 }
 
-/** lsinitrd's listing as path → "mode owner" (e.g. "-r-------- nobody"). */
-function parseListing(text: string): Map<string, { mode: string; owner: string; size: number }> {
-  const entries = new Map<string, { mode: string; owner: string; size: number }>();
-  for (const line of text.split("\n")) {
-    const m = /^([-dlcbps][-rwxsStT]{9})\s+\d+\s+(\S+)\s+\S+\s+(\d+)\s+\w{3}\s+\d+\s+[\d:]+\s+(.+)$/.exec(line);
-    if (!m) continue;
-    const path = m[4]!.replace(/ -> .*$/, "");
-    entries.set(path, { mode: m[1]!, owner: m[2]!, size: Number(m[3]) });
-  }
-  return entries;
-}
-
 test("dracut builds a host-only initramfs with everything the agent needs", { skip, timeout: 600_000 }, async (t) => {
   const staged = await installStaged();
   const work = tempDir("mandos-dracut-");
   try {
     const w = work.path;
-    const dracutBase = join(w, "dracut");
-    cpSync(DRACUT_BASE, dracutBase, { recursive: true, verbatimSymlinks: true });
-    cpSync(join(staged.path, "usr/lib/dracut/modules.d/90mandos-ts"), join(dracutBase, "modules.d/90mandos-ts"), {
-      recursive: true,
-    });
     // Real keys (throwaway, from our keygen): the client in the image fetches with them.
     const keys = makeKeys(join(w, "keys"), "ours");
     const hooks = join(w, "hooks");
@@ -91,22 +74,9 @@ test("dracut builds a host-only initramfs with everything the agent needs", { sk
     const image = join(w, "initrd.img");
     // Early network drivers named, as in dracut.conf: e1000e is no NIC of
     // this host (a host-only build would leave it out), and one is no module.
-    const dracutEnv = {
-      ...process.env, mandos_ts_sysroot: staged.path, dracutbasedir: dracutBase,
-      mandos_ts_early_net_drivers: "virtio_pci,e1000e no_such_nic_driver",
-    };
-    // Only inside the namespace do the tmpfs mounts hide the host's keys and hooks.
-    const inNamespace = (dracutArgs: string) =>
-      run(
-        "unshare",
-        ["--mount", "--propagation", "private", "sh", "-ec",
-          `mount -t tmpfs -o mode=0700 tmpfs /etc/keys/mandos
-           cp -a "${keys}/." /etc/keys/mandos/
-           mount -t tmpfs tmpfs /etc/mandos/network-hooks.d
-           cp -a "${hooks}/." /etc/mandos/network-hooks.d/
-           exec dracut --force --no-compress --no-early-microcode --tmpdir "${w}" --kver "${KVER}" ${dracutArgs}`],
-        { env: dracutEnv, timeoutMs: 400_000 },
-      );
+    const dracut = dracutRig(w, staged.path, KVER!, { mandos_ts_early_net_drivers: "virtio_pci,e1000e no_such_nic_driver" });
+    // Only inside its namespace do the tmpfs mounts hide the host's keys and hooks.
+    const inNamespace = (dracutArgs: string) => dracut(keys, dracutArgs, hooks);
 
     await t.test("a non-hostonly build is refused with a clear message", async () => {
       const refused = await inNamespace(`--no-hostonly --omit "plymouth mandos" --add "systemd mandos-ts" "${join(w, "generic.img")}"`);

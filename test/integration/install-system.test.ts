@@ -24,7 +24,7 @@ import { INSTALL_SCRIPT, installInto, installStaged, needsBuild, run } from "../
 import { DEBIAN_CTL, DEBIAN_KEYGEN, DEBIAN_SERVER, debianPeer, debianPeerMissing } from "../helpers/debian-peer.js";
 
 const LIB = "usr/lib/mandos-ts";
-const PROGRAMS = { mandos: "server", "mandos-client": "client", "mandos-ctl": "ctl", "mandos-keygen": "keygen", "password-agent": "agent" };
+const PROGRAMS = { mandos: "server", "mandos-check": "check", "mandos-client": "client", "mandos-ctl": "ctl", "mandos-keygen": "keygen", "password-agent": "agent" };
 /** The programs that run at boot, from their bundles in boot/. */
 const BOOT_PROGRAMS = new Set(["mandos-client", "password-agent"]);
 const built = (program: keyof typeof PROGRAMS) => existsSync(join(ROOT, "dist/src", PROGRAMS[program], "main.js"));
@@ -74,7 +74,7 @@ test("install-system lays out the program tree, launchers, units, generator, dra
         program,
       );
     }
-    for (const program of ["mandos", "mandos-ctl", "mandos-keygen"]) {
+    for (const program of ["mandos", "mandos-ctl", "mandos-keygen", "mandos-check"]) {
       const link = join(d, "usr/sbin", program);
       assert.ok(lstatSync(link).isSymbolicLink(), program);
       assert.equal(readlinkSync(link), `../lib/mandos-ts/${program}`);
@@ -162,6 +162,7 @@ test("the installed programs run from the installed tree with its own node_modul
       ["mandos-keygen", join(d, "usr/sbin/mandos-keygen"), ["--version"], /\d+\.\d+/],
       ["mandos", join(d, "usr/sbin/mandos"), ["--version"], /\d+\.\d+/],
       ["mandos-ctl", join(d, "usr/sbin/mandos-ctl"), ["--version"], /\d+\.\d+/],
+      ["mandos-check", join(d, "usr/sbin/mandos-check"), ["--help"], /--crypttab/],
     ];
     let ran = 0;
     for (const [program, path, args, expected] of cases) {

@@ -9,7 +9,7 @@ import { run } from "../helpers/integration.js";
 
 const PAGES = readdirSync(join(ROOT, "man")).sort();
 const EXPECTED = [
-  "intro.8mandos", "mandos-client.8mandos", "mandos-clients.conf.5", "mandos-ctl.8", "mandos-generator.8",
+  "intro.8mandos", "mandos-check.8", "mandos-client.8mandos", "mandos-clients.conf.5", "mandos-ctl.8", "mandos-generator.8",
   "mandos-keygen.8", "mandos.8", "mandos.conf.5", "password-agent.8mandos",
 ];
 
