@@ -52,9 +52,17 @@ export function subsetsWith<T>(items: readonly T[], must: T, k: number, limit = 
 export class ShareCollector {
   private readonly sets = new Map<string, ShareSet>();
   private readonly servers = new Set<string>();
+  /** Offers are taken one at a time: a combination must not see a set change under it. */
+  private queue: Promise<unknown> = Promise.resolve();
 
   /** Take the secret `server` sent (decrypted); the collector owns it from now on. */
-  async offer(server: string, secret: Buffer): Promise<Offered> {
+  offer(server: string, secret: Buffer): Promise<Offered> {
+    const next = this.queue.then(() => this.take(server, secret));
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async take(server: string, secret: Buffer): Promise<Offered> {
     if (!isShare(secret)) return { password: secret, problems: [], notes: [] };
     let share: Share;
     try {
@@ -120,9 +128,10 @@ export class ShareCollector {
     return problems;
   }
 
-  /** Forget and zero every share held. */
+  /** Zero and forget every share held, and which servers gave them. */
   wipe(): void {
     for (const set of this.sets.values()) for (const s of set.shares) s.y.fill(0);
     this.sets.clear();
+    this.servers.clear();
   }
 }
