@@ -2,7 +2,7 @@
 // tests of keygen, client and boot.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BIN, run } from "./index.js";
 import { sectionSecret, startDebianServer } from "./debian-peer.js";
@@ -32,11 +32,16 @@ export async function ourKeys(dir: string): Promise<string> {
 export async function shareSections(keys: string, password: string, k: number, n: number, name = "kofn"): Promise<{ sections: string[]; text: string }> {
   const passfile = join(keys, "..", `pass-${process.hrtime.bigint()}`);
   writeFileSync(passfile, password, { mode: 0o600 });
-  const r = await run(
-    process.execPath,
-    [KEYGEN, "--dir", keys, "--passfile", passfile, "--name", name, "--no-ssh", "--threshold", String(k), "--shares", String(n)],
-    { timeoutMs: 60_000 },
-  );
+  let r;
+  try {
+    r = await run(
+      process.execPath,
+      [KEYGEN, "--dir", keys, "--passfile", passfile, "--name", name, "--no-ssh", "--threshold", String(k), "--shares", String(n)],
+      { timeoutMs: 60_000 },
+    );
+  } finally {
+    rmSync(passfile, { force: true });
+  }
   assert.equal(r.code, 0, r.stderr);
   const text = r.stdout.toString();
   return { sections: splitSections(text), text };
