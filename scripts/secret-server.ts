@@ -10,8 +10,8 @@ import { encryptSecret } from "../src/pgp/index.js";
 import { startListener, type Listener } from "../src/server/listener.js";
 import { keyIdFromPem } from "../src/tls/keyid.js";
 
-/** Serve `password`, encrypted to each key directory's OpenPGP key, to that directory's TLS key. */
-export async function serveSecrets(keyDirs: string[], password: string, address: string): Promise<Listener> {
+/** Serve `password` (or a share of one), encrypted to each key directory's OpenPGP key, to that directory's TLS key. */
+export async function serveSecrets(keyDirs: string[], password: string | Uint8Array, address: string): Promise<Listener> {
   const secrets = new Map<string, Buffer>();
   for (const dir of keyDirs) {
     const id = keyIdFromPem(readFileSync(join(dir, "tls-pubkey.pem")));

@@ -11,8 +11,9 @@ export interface ConnectTarget {
 }
 
 export interface ClientOptions {
-  connect: ConnectTarget | null;
-  /** --connect exactly as given (network hooks get it as CONNECT). */
+  /** Every --connect, in order; empty: find servers with Zeroconf. */
+  connect: ConnectTarget[];
+  /** The first --connect exactly as given (network hooks get it as CONNECT). */
   connectText: string | null;
   /** --interface values split on commas, in order: plain names (may contain "none"), or patterns. */
   interfaces: string[];
@@ -35,7 +36,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export const USAGE = `Usage: mandos-client [OPTION...]
 Get a password from a Mandos server, print it on standard output.
 
-  -c, --connect=ADDRESS:PORT   connect directly to this server (no Zeroconf)
+  -c, --connect=ADDRESS:PORT   connect directly to this server (no Zeroconf);
+                               repeat it for a password split over servers
   -i, --interface=NAME[,NAME...]
                                network interfaces to bring up and use
                                ("none": only those named before it)
@@ -77,7 +79,7 @@ export function parseConnect(value: string): ConnectTarget {
 }
 
 const OPTIONS = {
-  connect: { type: "string", short: "c" },
+  connect: { type: "string", short: "c", multiple: true },
   interface: { type: "string", short: "i", multiple: true },
   pubkey: { type: "string", short: "p" },
   seckey: { type: "string", short: "s" },
@@ -110,7 +112,7 @@ function interfaceWords(values: readonly string[] | undefined): string[] {
 /**
  * What the password agent needs to know of the command line it runs the
  * client with (its options after the program): the --interface words and
- * its --connect, read exactly as the client reads them.
+ * its first --connect, read exactly as the client reads them.
  * Never exits (unlike parseClientOptions with --help); throws UsageError.
  */
 export function clientSelection(argv: string[]): { interfaces: string[]; connect: string | null } {
@@ -121,7 +123,7 @@ export function clientSelection(argv: string[]): { interfaces: string[]; connect
   } catch (err) {
     throw new UsageError((err as Error).message.split("\n")[0]);
   }
-  return { interfaces: interfaceWords(values.interface), connect: values.connect ?? null };
+  return { interfaces: interfaceWords(values.interface), connect: values.connect?.[0] ?? null };
 }
 
 export function parseClientOptions(argv: string[]): ClientOptions {
@@ -144,8 +146,8 @@ export function parseClientOptions(argv: string[]): ClientOptions {
   }
   if (values["dh-bits"] !== undefined) numberOption("dh-bits", values["dh-bits"], 0);
   return {
-    connect: values.connect === undefined ? null : parseConnect(values.connect),
-    connectText: values.connect ?? null,
+    connect: (values.connect ?? []).map(parseConnect),
+    connectText: values.connect?.[0] ?? null,
     interfaces: interfaceWords(values.interface),
     pubkey: values.pubkey ?? `${KEYDIR}/pubkey.txt`,
     seckey: values.seckey ?? `${KEYDIR}/seckey.txt`,

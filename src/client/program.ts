@@ -17,7 +17,7 @@ import { MAX_REPLY_BYTES } from "../protocol/privileged-requests.js";
 import { protectMemory } from "../sys/no-core.js";
 
 async function zeroconfDiscovery(opts: ClientOptions, follower: InterfaceFollower, log: Logger): Promise<Discover> {
-  if (opts.connect) return () => ({ stop() {} });
+  if (opts.connect.length > 0) return () => ({ stop() {} });
   // browse.js, not the index: that also loads the server's announcer and D-Bus.
   const { browse } = await import("../zeroconf/browse.js");
   return (found, gone) =>
@@ -87,7 +87,7 @@ async function runMain(opts: ClientOptions, delegate: DelegatedSteps | null, log
   signal.addEventListener("abort", onAbort, { once: true });
   try {
     const report = await session.start();
-    const zone = opts.connect ? report.selection.only : null;
+    const zone = opts.connect.length > 0 ? report.selection.only : null;
     const interfaces = report.selection.use;
     const steps: DelegatedSteps = {
       bringUp: (name) => session.adopt(name),
@@ -95,7 +95,7 @@ async function runMain(opts: ClientOptions, delegate: DelegatedSteps | null, log
     };
     if (ids) {
       const hooks = (await listHooks(opts.networkHookDir)) ?? [];
-      if (report.broughtUp.length > 0 || hooks.length > 0 || !opts.connect) {
+      if (report.broughtUp.length > 0 || hooks.length > 0 || opts.connect.length === 0) {
         // Root work remains (interfaces to take down or to bring up later,
         // hooks to stop, routes to add): keep it here, run the network
         // part unprivileged.

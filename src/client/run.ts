@@ -1,9 +1,11 @@
-// Getting the password: fixed server (--connect) or Zeroconf discovery,
-// every server retried until one secret decrypts or we are told to stop.
+// Getting the password: fixed servers (--connect) or Zeroconf discovery,
+// every server retried until one secret decrypts, or until K of them gave
+// shares of a split password, or we are told to stop.
 import { Credentials } from "../tls/session.js";
 import { errorMessage, type Logger } from "../cli/log.js";
 import { fetchSecret, describeServer, type ServerAddress } from "./fetch.js";
 import { ServerPool } from "./servers.js";
+import { ShareCollector } from "../shares/collect.js";
 import type { ClientOptions } from "./options.js";
 import type { KeyMaterial } from "./keys.js";
 import type { ServerEvent } from "./events.js";
@@ -71,11 +73,22 @@ export async function obtainPassword(opts: ClientOptions, keys: KeyMaterial, dep
     }
   };
   const timers = new Set<NodeJS.Timeout>();
+  const collector = new ShareCollector();
   const pool = new ServerPool(opts.retrySeconds * 1000, {
     attempt: async (server, signal) => {
-      if (!opts.connect) await deps.prepareServer?.(server);
+      if (opts.connect.length === 0) await deps.prepareServer?.(server);
       log.debug(`trying ${describeServer(server)}`);
       return attemptWith(server, signal);
+    },
+    accept: async (server, secret) => {
+      const offered = await collector.offer(describeServer(server), secret);
+      for (const note of offered.notes) log.debug(note);
+      for (const problem of offered.problems) log.warning(problem);
+      return offered.password;
+    },
+    newRound: () => {
+      collector.wipe();
+      log.warning(`every server answered, but no password yet; asking them all again in ${opts.retrySeconds} s`);
     },
     setTimer: (ms, fn) => {
       const t = setTimeout(() => {
@@ -94,10 +107,12 @@ export async function obtainPassword(opts: ClientOptions, keys: KeyMaterial, dep
   });
 
   let discovery: { stop(): void } | null = null;
-  if (opts.connect) {
-    const server = deps.zone ? { ...opts.connect, interfaceName: deps.zone } : { ...opts.connect };
-    deps.onServerEvent?.(server, { type: "found" });
-    pool.add(server);
+  if (opts.connect.length > 0) {
+    for (const target of opts.connect) {
+      const server = deps.zone ? { ...target, interfaceName: deps.zone } : { ...target };
+      deps.onServerEvent?.(server, { type: "found" });
+      pool.add(server);
+    }
   } else {
     discovery = deps.discover(
       (s) => {
@@ -120,6 +135,7 @@ export async function obtainPassword(opts: ClientOptions, keys: KeyMaterial, dep
     return await Promise.race([pool.result, keyFailure, stopped]);
   } finally {
     pool.stop();
+    collector.wipe();
     discovery?.stop();
     for (const t of timers) clearTimeout(t);
     credentials.dispose();

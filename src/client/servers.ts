@@ -1,8 +1,12 @@
 // Which servers to try and when: every known server is tried as soon as it
 // is known, several at once (a server waiting for approval, or stalling,
 // must not hold up the others), and retried `retryMs` after each failure,
-// until one secret decrypts. Mandos tries servers one by one; this never
-// does worse and is faster when one of them is slow.
+// until the secrets received make the password (one secret, or K shares of
+// a split password). Mandos tries servers one by one; this never does worse
+// and is faster when one of them is slow. A server whose secret decrypted
+// is not asked again, unless every known server has answered without
+// making the password (a wrong share somewhere): then, `retryMs` later,
+// what they gave is forgotten and all are asked again.
 import { describeServer, type ServerAddress } from "./fetch.js";
 
 export interface Attempt {
@@ -11,8 +15,12 @@ export interface Attempt {
 
 export interface PoolEffects {
   attempt: Attempt;
+  /** What a server's decrypted secret gives: the password, or null to wait for other servers. */
+  accept(server: ServerAddress, secret: Buffer): Promise<Buffer | null>;
   setTimer(ms: number, fn: () => void): () => void;
   onFailure(server: ServerAddress, err: unknown): void;
+  /** Every server answered and no password came: forget what they gave, all are asked again. */
+  newRound(): void;
 }
 
 interface Entry {
@@ -20,11 +28,14 @@ interface Entry {
   running: AbortController | null;
   cancelRetry: (() => void) | null;
   removed: boolean;
+  /** It gave its secret: never asked again, even if it goes away and comes back. */
+  answered: boolean;
 }
 
 export class ServerPool {
   private readonly entries = new Map<string, Entry>();
   private done = false;
+  private cancelRound: (() => void) | null = null;
   readonly result: Promise<Buffer>;
   private resolve!: (secret: Buffer) => void;
 
@@ -42,7 +53,7 @@ export class ServerPool {
       known.removed = false;
       return;
     }
-    const entry: Entry = { server, running: null, cancelRetry: null, removed: false };
+    const entry: Entry = { server, running: null, cancelRetry: null, removed: false, answered: false };
     this.entries.set(key, entry);
     this.start(entry);
   }
@@ -54,12 +65,13 @@ export class ServerPool {
     entry.removed = true;
     entry.cancelRetry?.();
     entry.cancelRetry = null;
-    if (!entry.running) this.entries.delete(describeServer(server));
+    if (!entry.running && !entry.answered) this.entries.delete(describeServer(server));
   }
 
   /** Stop everything: no new attempts, running ones are aborted. */
   stop(): void {
     this.done = true;
+    this.cancelRound?.();
     for (const e of this.entries.values()) {
       e.running?.abort();
       e.cancelRetry?.();
@@ -67,8 +79,23 @@ export class ServerPool {
     this.entries.clear();
   }
 
+  /** Whether every known server answered; if so, a new round after retryMs. */
+  private roundIfStuck(): void {
+    const all = [...this.entries.values()];
+    if (this.done || this.cancelRound || !all.every((e) => e.answered)) return;
+    this.cancelRound = this.fx.setTimer(this.retryMs, () => {
+      this.cancelRound = null;
+      this.fx.newRound();
+      for (const e of all) {
+        e.answered = false;
+        if (e.removed) this.entries.delete(describeServer(e.server));
+        else this.start(e);
+      }
+    });
+  }
+
   private start(entry: Entry): void {
-    if (this.done || entry.removed || entry.running) return;
+    if (this.done || entry.removed || entry.running || entry.answered) return;
     entry.cancelRetry = null;
     const controller = new AbortController();
     entry.running = controller;
@@ -79,8 +106,19 @@ export class ServerPool {
           secret.fill(0);
           return;
         }
-        this.stop();
-        this.resolve(secret);
+        entry.answered = true;
+        this.fx.accept(entry.server, secret).then(
+          (password) => {
+            if (password === null) return this.roundIfStuck();
+            if (this.done) {
+              password.fill(0);
+              return;
+            }
+            this.stop();
+            this.resolve(password);
+          },
+          (err: unknown) => this.fx.onFailure(entry.server, err),
+        );
       },
       (err: unknown) => {
         entry.running = null;

@@ -43,7 +43,7 @@ export async function runWorker(
   const { start, steps } = connectToSupervisor();
   const { keys, zone, interfaces } = await start;
   // The supervisor's rules, made again from the same options and what it chose at the start.
-  const rules = selectionRules(opts.interfaces, interfaces, { connectMode: opts.connect !== null });
+  const rules = selectionRules(opts.interfaces, interfaces, { connectMode: opts.connect.length > 0 });
   const password = await obtainPassword(opts, keys, {
     log,
     zone,

@@ -13,6 +13,7 @@ export const USAGE = `Usage: mandos-keygen [ -v | --version ]
    Make an encrypted password (a clients.conf section):
        mandos-keygen { -p | --password } [ --name NAME ] [ --dir DIR ] [ --no-ssh ]
        mandos-keygen { -F | --passfile } FILE [ --name NAME ] [ --dir DIR ] [ --no-ssh ]
+       (either with --threshold K --shares N: N sections, K of them unlock)
 
 Options for making keys:
   -d DIR, --dir DIR       Directory for the key files
@@ -41,7 +42,12 @@ Options for making an encrypted password:
   -F FILE, --passfile FILE
                           Encrypt the contents of FILE ("-": standard input)
   -S, --no-ssh            Do not add an SSH "checker" to the section
-Only --dir, --name and --no-ssh matter when making a password.
+  --threshold K --shares N
+                          Split the password into N shares, any K of which
+                          unlock (2 <= K <= N <= 255): prints N sections,
+                          one for each of N servers
+Only --dir, --name, --no-ssh, --threshold and --shares matter when making
+a password.
 
   -h, --help              Show this help and exit
   -v, --version           Show the version and exit
@@ -62,6 +68,8 @@ const OPTIONS = {
   password: { type: "boolean", short: "p" },
   passfile: { type: "string", short: "F" },
   "no-ssh": { type: "boolean", short: "S" },
+  threshold: { type: "string" },
+  shares: { type: "string" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "v" },
 } as const;
@@ -89,6 +97,24 @@ export interface PasswordPlan extends Common {
   /** File to read the password from ("-": stdin); absent: ask twice. */
   passfile?: string;
   ssh: boolean;
+  /** --threshold and --shares: split the password k-of-n. */
+  split?: { threshold: number; shares: number };
+}
+
+/** --threshold and --shares go together, as whole numbers with 2 <= K <= N <= 255. */
+function parseSplit(threshold: string | undefined, shares: string | undefined): { threshold: number; shares: number } | undefined {
+  if (threshold === undefined && shares === undefined) return undefined;
+  if (threshold === undefined) throw new UsageError("--shares needs --threshold");
+  if (shares === undefined) throw new UsageError("--threshold needs --shares");
+  const whole = (name: string, text: string) => {
+    if (!/^\d{1,3}$/.test(text)) throw new UsageError(`--${name}: expected a whole number, got ${JSON.stringify(text)}`);
+    return Number(text);
+  };
+  const k = whole("threshold", threshold);
+  const n = whole("shares", shares);
+  if (n < 2 || n > 255) throw new UsageError(`--shares: ${n} is not from 2 to 255`);
+  if (k < 2 || k > n) throw new UsageError(`--threshold: ${k} is not from 2 to the number of shares (${n})`);
+  return { threshold: k, shares: n };
 }
 
 export type Command = { mode: "help" } | { mode: "version" } | KeygenPlan | PasswordPlan;
@@ -121,7 +147,12 @@ export function parseKeygenArgs(argv: string[], defaults: Defaults): Command {
     if (values.passfile === "") throw new UsageError("--passfile: empty file name");
     const plan: PasswordPlan = { mode: "password", dir, name, ssh: !values["no-ssh"] };
     if (values.passfile !== undefined) plan.passfile = values.passfile;
+    const split = parseSplit(values.threshold, values.shares);
+    if (split) plan.split = split;
     return plan;
+  }
+  if (values.threshold !== undefined || values.shares !== undefined) {
+    throw new UsageError("--threshold and --shares need --password or --passfile");
   }
   if (values.type !== undefined && values.type.trim() === "") throw new UsageError("Empty key type");
   const plan: KeygenPlan = {

@@ -19,6 +19,7 @@ import {
   writeKeyFile,
 } from "./keyfiles.js";
 import { formatClientSection, type SshHostKey } from "./section.js";
+import { splitPassword } from "../shares/shamir.js";
 import { askPasswordOnTerminal, readPassfile, readPasswordTwice } from "./passphrase.js";
 
 export interface Io {
@@ -120,13 +121,19 @@ export async function makePasswordSection(plan: PasswordPlan, io: Io): Promise<v
       : io.stdin.isTTY
         ? await askPasswordOnTerminal(io.stdin as ReadStream, io.warn)
         : await readPasswordTwice(io.stdin);
-  let secret: Buffer;
+  // One secret, or one per share: each the OpenPGP encryption of its share.
+  const secrets: Buffer[] = [];
   try {
-    secret = await encryptSecret(password, pubkey, { signingKeyArmored: seckey });
+    const plaintexts = plan.split ? await splitPassword(password, plan.split.threshold, plan.split.shares) : [password];
+    try {
+      for (const p of plaintexts) secrets.push(await encryptSecret(p, pubkey, { signingKeyArmored: seckey }));
+    } finally {
+      for (const p of plaintexts) p.fill(0);
+    }
   } finally {
     password.fill(0);
   }
-  io.stdout.write(
+  const sections = secrets.map((secret) =>
     formatClientSection({
       name: plan.name,
       ...(keyId ? { keyId } : {}),
@@ -134,5 +141,15 @@ export async function makePasswordSection(plan: PasswordPlan, io: Io): Promise<v
       secret,
       ...(ssh ? { ssh } : {}),
     }),
+  );
+  if (!plan.split) {
+    io.stdout.write(sections[0]!);
+    return;
+  }
+  const { threshold, shares } = plan.split;
+  io.stdout.write(
+    sections
+      .map((s, i) => `# Share ${i + 1} of ${shares} (any ${threshold} unlock): for the clients.conf of server ${i + 1} only\n${s}`)
+      .join("\n"),
   );
 }

@@ -32,7 +32,10 @@
 //      times: the server listening, the answer's line on the console);
 //   7. no question: a root that is not encrypted (same initramfs); the
 //      agent fetches and holds the secret anyway, answers nothing, and
-//      drops the secret at switch-root.
+//      drops the secret at switch-root;
+//   8. k-of-n: the passphrase split 2-of-2 by our keygen, one share on
+//      each of two servers, both found by Zeroconf: the client combines
+//      them and the root unlocks.
 // At the end (if time allows) the initramfs is rebuilt without a Mandos
 // module and with Debian's 90mandos to report the size ours adds.
 import { after, before, describe, test, type TestContext } from "node:test";
@@ -43,6 +46,7 @@ import { join } from "node:path";
 import { isRoot, requires } from "../helpers/index.js";
 import { needsBuild } from "../helpers/integration.js";
 import { sleep } from "../helpers/server.js";
+import { shareSections } from "../helpers/shares.js";
 import {
   QEMU,
   bootGuest,
@@ -434,6 +438,20 @@ describe("boot: a LUKS-root VM unlocks unattended through our dracut module and 
       await untilRootMounted(s, guest);
       assert.match(second.process.output(), new RegExp(`Sending secret to ${CLIENT}`));
       assert.doesNotMatch(first.process.output(), /Sending secret/);
+    });
+  });
+
+  test("8. k-of-n: a passphrase split 2-of-2 over two servers found by Zeroconf unlocks", async (t) => {
+    await scenario(t, "8-two-shares", async (s) => {
+      s.step("splitting the passphrase 2-of-2 with our keygen");
+      const { sections } = await shareSections(initramfs.keys.dir, PASSPHRASE, 2, 2, CLIENT);
+      assert.equal(sections.length, 2);
+      s.step("starting two servers, one share each (Zeroconf on)");
+      const servers = [await s.server("Mandos-share-1", conf(sections[0]!)), await s.server("Mandos-share-2", conf(sections[1]!))];
+      s.step("booting the guest");
+      const guest = s.boot();
+      await untilRootMounted(s, guest);
+      for (const server of servers) assert.match(server.process.output(), new RegExp(`Sending secret to ${CLIENT}`), `${server.name} gave its share`);
     });
   });
 

@@ -122,3 +122,12 @@ test("--interface patterns on the command line: checked when parsed, read the sa
   assert.deepEqual(clientSelection(["--connect", "[fe80::1]:2", "--help"]), { interfaces: [], connect: "[fe80::1]:2" }, "never exits");
   assert.throws(() => clientSelection(["--no-such-option"]), { message: /Unknown option '--no-such-option'/ });
 });
+
+test("--connect may be repeated (a split password); hooks and the agent see the first", () => {
+  const o = parseClientOptions(["-c", "[fe80::1]:2", "--connect=10.0.0.1:3"]);
+  assert.deepEqual(o.connect, [{ address: "fe80::1", port: 2 }, { address: "10.0.0.1", port: 3 }]);
+  assert.equal(o.connectText, "[fe80::1]:2");
+  assert.deepEqual(parseClientOptions([]).connect, []);
+  assert.equal(clientSelection(["-c", "[fe80::1]:2", "-c", "[fe80::2]:2"]).connect, "[fe80::1]:2");
+  assert.throws(() => parseClientOptions(["-c", "::1:1", "-c", "nope"]), { message: /--connect: expected ADDRESS:PORT/ });
+});

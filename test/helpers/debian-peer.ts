@@ -233,6 +233,8 @@ export interface DebianServerOptions {
   env?: NodeJS.ProcessEnv;
   /** How long to wait for it to listen. */
   startTimeoutMs?: number;
+  /** Port on ::1 (default: a free one). */
+  port?: number;
 }
 
 export interface DebianServer {
@@ -300,7 +302,7 @@ export async function startDebianServer(opts: DebianServerOptions): Promise<Debi
   };
   try {
     bus = await startPrivateBus(dir);
-    const port = await freePort();
+    const port = opts.port ?? (await freePort());
     const conf: Record<string, string> = {
       address: "::1",
       port: String(port),

@@ -1,0 +1,3 @@
+export * from "./format.js";
+export * from "./shamir.js";
+export * from "./collect.js";
