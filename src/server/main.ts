@@ -18,6 +18,7 @@ import { selfTest } from "./selftest.js";
 import { protectMemory } from "../sys/no-core.js";
 import { startZeroconf, type Announcement } from "./zeroconf.js";
 import { adjustableLogger, onHangup, reload, type AdjustableLogger, type ReloadTarget } from "./reload.js";
+import { readInProcess, startPrivilegedReader } from "./config-reader.js";
 import {
   activationSocket,
   giveUpRoot,
@@ -95,7 +96,11 @@ function stopOnSignals(server: MandosServer, notify: Notifier, log: Logger): Run
 async function reloadAndNotify(target: ReloadTarget, notify: Notifier, running: Running): Promise<void> {
   if (running.stopping) return;
   notify(`RELOADING=1\nMONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`);
-  reload(target);
+  try {
+    await reload(target);
+  } catch (err) {
+    target.logger.log.error(`Reload failed: ${errorMessage(err)}`);
+  }
   // A failed save was logged when it failed.
   await target.server.flushed().catch(() => {});
   if (!running.stopping) notify(`READY=1\nSTATUS=${status(target.server, target.listener)}`);
@@ -117,6 +122,8 @@ async function serve(args: ServerArgs, settings: ServerConfig, background: boole
   const socketFd = settings.socket ?? activationSocket();
   const running = stopOnSignals(server, notify, log);
   const reloadWith = onHangup();
+  // Started while still root: clients.conf is root's to read.
+  const source = process.getuid?.() === 0 ? startPrivilegedReader(process.argv.slice(2)) : readInProcess(args);
   await ready;
 
   const listener = (running.listener = await listen(settings, socketFd, server, log));
@@ -143,8 +150,10 @@ async function serve(args: ServerArgs, settings: ServerConfig, background: boole
   log.info(`Now listening on address ${JSON.stringify(settings.address ?? (settings.useIpv6 ? "::" : "0.0.0.0"))}, port ${listener.port}`);
   notify(`READY=1\nSTATUS=${status(server, listener)}\nMAINPID=${process.pid}`);
   if (background) reportReady();
-  const target: ReloadTarget = { args, settings, server, listener, logger };
-  reloadWith(() => void reloadAndNotify(target, notify, running));
+  const target: ReloadTarget = { source, settings, server, listener, logger };
+  // One reload at a time, in the order asked.
+  let reloads = Promise.resolve();
+  reloadWith(() => (reloads = reloads.then(() => reloadAndNotify(target, notify, running))));
 }
 
 async function main(): Promise<void> {

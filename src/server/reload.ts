@@ -7,16 +7,12 @@
 // refuses the whole file: a typo must not remove a client that serves.
 // The decisions are reconcile.ts's; the listening socket and connections
 // in flight are left alone.
-import { join } from "node:path";
-import { UsageError } from "../cli/args.js";
 import type { Level, Logger } from "../cli/log.js";
-import { ConfigError, loadClientsConf, type ServerConfig } from "../config/index.js";
+import type { ServerConfig } from "../config/index.js";
+import type { ConfigurationSource } from "./config-reader.js";
 import type { Listener } from "./listener.js";
-import type { ServerArgs } from "./options.js";
 import { changedNames, reconcile, reconcileSettings } from "./reconcile.js";
 import type { MandosServer } from "./server.js";
-import { readSettings, toConfigured } from "./startup.js";
-import type { ConfiguredClient } from "./state.js";
 
 /** A logger whose level a reload may change (debuglevel). */
 export interface AdjustableLogger {
@@ -38,31 +34,9 @@ export function adjustableLogger(open: (level: Level) => Logger, level: Level): 
   return { log, setLevel: (l) => (inner = open(l)) };
 }
 
-type Read = { settings: ServerConfig; level: Level; clients: ConfiguredClient[] } | { problem: string };
-
-/** Both files, or the first problem in them as one line. */
-function readBoth(args: ServerArgs): Read {
-  let settings: ServerConfig;
-  let level: Level;
-  try {
-    ({ settings, level } = readSettings(args));
-  } catch (err) {
-    if (err instanceof ConfigError) return { problem: err.message };
-    // Mandos's checks after merging (and the debug level) name no line.
-    if (err instanceof UsageError) return { problem: `${join(args.configdir, "mandos.conf")}: ${err.message}` };
-    throw err;
-  }
-  const read = loadClientsConf(join(args.configdir, "clients.conf"));
-  if (read.errors.length > 0) {
-    for (const c of read.clients) c.secret.fill(0);
-    const more = read.errors.length > 1 ? ` (and ${read.errors.length - 1} more problems)` : "";
-    return { problem: read.errors[0]! + more };
-  }
-  return { settings, level, clients: read.clients.map(toConfigured) };
-}
-
 export interface ReloadTarget {
-  args: ServerArgs;
+  /** Reads both files (as root, when the server started as root). */
+  source: ConfigurationSource;
   /** The settings the server runs with; a reload replaces those it can change. */
   settings: ServerConfig;
   server: MandosServer;
@@ -72,9 +46,9 @@ export interface ReloadTarget {
 }
 
 /** Reload once; false if a file had a problem and nothing changed. */
-export function reload(t: ReloadTarget): boolean {
+export async function reload(t: ReloadTarget): Promise<boolean> {
   const log = t.logger.log;
-  const read = readBoth(t.args);
+  const read = await t.source.read();
   if ("problem" in read) {
     log.error(`Reload refused, configuration unchanged: ${read.problem}`);
     return false;
