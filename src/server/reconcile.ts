@@ -17,20 +17,11 @@
 // comes (ClientAdded) at the same path.
 import type { ClientModel, ClientRecord } from "./client-model.js";
 import type { ServerConfig } from "../config/index.js";
-import { freshRecord, sameConfig, snapshot, type ConfiguredClient } from "./state.js";
+import { SETTING_KEYS, freshRecord, sameConfig, snapshot, type ConfiguredClient } from "./state.js";
 
-/** clients.conf settings a reload changes in place (besides the secret). */
-export const UPDATABLE_KEYS = [
-  "host",
-  "checker",
-  "timeoutMs",
-  "extendedTimeoutMs",
-  "intervalMs",
-  "approvalDelayMs",
-  "approvalDurationMs",
-  "approvedByDefault",
-  "enabled",
-] as const;
+/** clients.conf settings a reload changes in place (besides the secret): all but the identity. */
+type IdentityKey = "keyId" | "fingerprint";
+export const UPDATABLE_KEYS = SETTING_KEYS.filter((k): k is Exclude<(typeof SETTING_KEYS)[number], IdentityKey> => k !== "keyId" && k !== "fingerprint");
 export type UpdatableKey = (typeof UPDATABLE_KEYS)[number];
 
 export interface ClientUpdate {

@@ -6,37 +6,18 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, readFileSync, writeFileSync, appendFileSync } from "node:fs";
 import { join } from "node:path";
-import { Message, systemBus, type MessageBus } from "dbus-next";
-import { requires, tempDir } from "../helpers/index.js";
-import {
-  ctl,
-  fakeKeyId,
-  makeKeys,
-  readJson,
-  serverWritableDir,
-  startBus,
-  startFetch,
-  startServer,
-  waitFor,
-  writeConfig,
-  type ClientKeys,
-  type PrivateBus,
-  type RunningServer,
-} from "../helpers/server.js";
+import { requires } from "../helpers/index.js";
+import { busRig, ctl, ctlJson, fakeKeyId, readJson, serverWritableDir, startFetch, startServer, waitFor, writeConfig, type BusRig, type RunningServer } from "../helpers/server.js";
 import { DEBIAN_CLIENT, DEBIAN_CTL, DEBIAN_KEYGEN, debianPeerMissing } from "../helpers/debian-peer.js";
 import { bindDatagram, type DatagramReceiver } from "../../src/sys/unix-dgram.js";
 
 const skip = requires({ commands: ["dbus-daemon"] }) || debianPeerMissing(DEBIAN_CTL, DEBIAN_CLIENT, DEBIAN_KEYGEN);
 
-let dir: ReturnType<typeof tempDir>;
-let bus: PrivateBus;
-let keys: ClientKeys;
+let rig: BusRig;
 let server: RunningServer;
-let watcher: MessageBus;
 let notify: DatagramReceiver;
 let configDir: string;
 let stateDir: string;
-const signals: { path: string; iface: string; member: string; body: unknown[] }[] = [];
 
 /** A client that never connects; no checker runs during the test (interval P1D). */
 const idle = (name: string, extra = "") => `[${name}]\nhost = ${name}\nkey_id = ${fakeKeyId(name.length * 7)}\nsecret = aGVsbG8=\n${extra}`;
@@ -46,26 +27,14 @@ let kept: string;
 
 before(async () => {
   if (skip) return;
-  dir = tempDir("mandos-reload-");
-  chmodSync(dir.path, 0o755);
-  bus = startBus(join(dir.path, "bus"));
-  keys = await makeKeys(join(dir.path, "keys"), "hunter2");
-  kept = keys.section("kept").replace(/^\[kept\]$/m, "[kept]\napproval_delay = PT2M\napproved_by_default = False");
-  configDir = writeConfig(join(dir.path, "conf"), { clients: HEAD + kept + "\n" + idle("sleepy") + idle("goes") + idle("edits"), port: 0 });
-  stateDir = serverWritableDir(join(dir.path, "state"));
-  process.env.DBUS_SYSTEM_BUS_ADDRESS = bus.address;
-  watcher = systemBus();
-  await new Promise<void>((resolve) => watcher.once("connect", () => resolve()));
-  await watcher.call(
-    new Message({ destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus", member: "AddMatch", signature: "s", body: ["type='signal'"] }),
-  );
-  watcher.on("message", (msg: Message) => {
-    if (msg.type === 4 /* SIGNAL */ && msg.sender !== "org.freedesktop.DBus") signals.push({ path: msg.path, iface: msg.interface, member: msg.member, body: msg.body });
-  });
-  const notifyPath = join(dir.path, "notify");
+  rig = await busRig("mandos-reload-", "hunter2");
+  kept = rig.keys.section("kept").replace(/^\[kept\]$/m, "[kept]\napproval_delay = PT2M\napproved_by_default = False");
+  configDir = writeConfig(join(rig.dir.path, "conf"), { clients: HEAD + kept + "\n" + idle("sleepy") + idle("goes") + idle("edits"), port: 0 });
+  stateDir = serverWritableDir(join(rig.dir.path, "state"));
+  const notifyPath = join(rig.dir.path, "notify");
   notify = bindDatagram(notifyPath);
   chmodSync(notifyPath, 0o777); // the server sends after dropping root
-  server = await startServer({ configDir, stateDir, env: { ...bus.env, NOTIFY_SOCKET: notifyPath } });
+  server = await startServer({ configDir, stateDir, env: { ...rig.bus.env, NOTIFY_SOCKET: notifyPath } });
   assert.match(notify.receive(5000)?.toString() ?? "", /^READY=1$/m);
 });
 
@@ -73,16 +42,10 @@ after(async () => {
   if (skip) return;
   await server?.stop();
   notify?.close();
-  watcher?.disconnect();
-  bus?.stop();
-  dir?.cleanup();
+  rig?.close();
 });
 
-async function json(): Promise<Record<string, Record<string, unknown>>> {
-  const r = await ctl("debian", ["-j"], bus.env);
-  assert.equal(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout.toString()) as Record<string, Record<string, unknown>>;
-}
+const json = () => ctlJson("debian", rig.bus.env);
 
 const lines = (re: RegExp) => server.output().split("\n").filter((l) => re.test(l));
 
@@ -96,10 +59,10 @@ async function hangUp(verdict: RegExp): Promise<void> {
 test("SIGHUP: mandos-ctl sees the added, removed and changed clients; the unchanged keep their state; a waiting client is served", { skip, timeout: 120_000 }, async () => {
   // Run-time state the reload must keep: a client waiting for approval, and
   // one disabled after a CheckedOK.
-  const waiting = startFetch(keys, server.port, 90_000);
+  const waiting = startFetch(rig.keys, server.port, 90_000);
   await waitFor("a pending approval", async () => (await json()).kept!.ApprovalPending === true, 30_000);
-  assert.equal((await ctl("debian", ["--bump-timeout", "sleepy"], bus.env)).code, 0);
-  assert.equal((await ctl("debian", ["--disable", "sleepy"], bus.env)).code, 0);
+  assert.equal((await ctl("debian", ["--bump-timeout", "sleepy"], rig.bus.env)).code, 0);
+  assert.equal((await ctl("debian", ["--disable", "sleepy"], rig.bus.env)).code, 0);
   const before = await json();
   assert.notEqual(before.sleepy!.LastCheckedOK, "");
 
@@ -114,16 +77,16 @@ test("SIGHUP: mandos-ctl sees the added, removed and changed clients; the unchan
   assert.equal(now.edits!.Timeout, 420_000);
   assert.equal(now.new!.Enabled, true);
   for (const name of ["kept", "sleepy"]) assert.deepEqual(now[name], before[name], `${name} unchanged`);
-  assert.equal((await ctl("debian", ["-V", "sleepy"], bus.env)).code, 1, "still disabled");
+  assert.equal((await ctl("debian", ["-V", "sleepy"], rig.bus.env)).code, 1, "still disabled");
   // As Mandos 1.8 emits them, on the server object under both interface names.
   for (const iface of ["se.recompile.Mandos", "se.bsnet.fukt.Mandos"]) {
-    assert.ok(signals.some((s) => s.path === "/" && s.iface === iface && s.member === "ClientAdded" && s.body[0] === "/clients/new"), `ClientAdded on ${iface}`);
+    assert.ok(rig.signals.some((s) => s.path === "/" && s.iface === iface && s.member === "ClientAdded" && s.body[0] === "/clients/new"), `ClientAdded on ${iface}`);
     assert.ok(
-      signals.some((s) => s.path === "/" && s.iface === iface && s.member === "ClientRemoved" && s.body[0] === "/clients/goes" && s.body[1] === "goes"),
+      rig.signals.some((s) => s.path === "/" && s.iface === iface && s.member === "ClientRemoved" && s.body[0] === "/clients/goes" && s.body[1] === "goes"),
       `ClientRemoved on ${iface}`,
     );
   }
-  assert.ok(signals.some((s) => s.member === "InterfacesRemoved" && s.body[0] === "/clients/goes"));
+  assert.ok(rig.signals.some((s) => s.member === "InterfacesRemoved" && s.body[0] === "/clients/goes"));
   assert.equal(lines(/warning: mandos\.conf: servicename changed, but only a restart applies it/).length, 1, server.output());
   assert.equal(lines(/mandos\.conf: now using the new max_connections_per_address$/).length, 1);
   const state = readJson(join(stateDir, "clients.json")) as { clients: { name: string }[]; config: { name: string }[] };
@@ -131,7 +94,7 @@ test("SIGHUP: mandos-ctl sees the added, removed and changed clients; the unchan
   assert.deepEqual(state.config.map((c) => c.name), ["kept", "sleepy", "edits", "new"]);
 
   // The connection that waited through the reload gets its secret once approved.
-  assert.equal((await ctl("debian", ["--approve", "kept"], bus.env)).code, 0);
+  assert.equal((await ctl("debian", ["--approve", "kept"], rig.bus.env)).code, 0);
   const got = await waiting.result;
   assert.equal(got.code, 0, got.stderr);
   assert.equal(got.stdout.toString(), "hunter2");
