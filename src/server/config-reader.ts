@@ -11,7 +11,6 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { Socket } from "node:net";
-import type { Duplex } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { UsageError } from "../cli/args.js";
 import type { Level } from "../cli/log.js";
@@ -87,6 +86,7 @@ export function startPrivilegedReader(argv: readonly string[]): ConfigurationSou
     stdio: ["ignore", "inherit", "inherit", "pipe"],
   });
   const waiting: ((r: ReadResult) => void)[] = [];
+  const socket = child.stdio[3] as Socket;
   let gone: string | null = null;
   const lost = (why: string) => {
     gone ??= `the configuration reader ${why}; only a restart reads the configuration now`;
@@ -94,21 +94,23 @@ export function startPrivilegedReader(argv: readonly string[]): ConfigurationSou
   };
   child.on("error", (err) => lost(`could not start: ${err.message}`));
   child.on("exit", (code, signal) => lost(`exited (${signal ?? `code ${code}`})`));
-  const channel = jsonLineChannel(child.stdio[3] as Duplex, MAX_ANSWER_BYTES, {
+  const channel = jsonLineChannel(socket, MAX_ANSWER_BYTES, {
     message(m) {
       waiting.shift()?.(decodeResult(m) ?? { problem: "the configuration reader sent a malformed answer" });
+      if (waiting.length === 0) socket.unref();
     },
     invalid: (reason) => lost(`sent ${reason}`),
     closed: () => lost("closed its channel"),
   });
-  // It must not keep the server's event loop alive, nor outlive it.
+  // Only a read waiting for its answer keeps the server's event loop alive.
   child.unref();
-  (child.stdio[3] as Socket).unref();
+  socket.unref();
   return {
     read: () =>
       new Promise((resolve) => {
         if (gone !== null) return resolve({ problem: gone });
         waiting.push(resolve);
+        socket.ref();
         channel.send(READ_REQUEST);
       }),
   };

@@ -171,3 +171,13 @@ test("applyConfiguration: a replaced client's old checker is never taken for its
   assert.notEqual(successor, old);
   assert.equal(f.server.client("a")!.model.record.keyId, "2".repeat(64));
 });
+
+test("applyConfiguration: a request waiting for approval through a reload gets the new secret", async () => {
+  const waits = conf("waits", { approvalDelayMs: 10 * MIN });
+  const f = fakeServer([waits]);
+  f.server.start();
+  const pending = request(f.server, waits.keyId);
+  f.reloadWith([{ ...waits, secret: Buffer.from("new secret") }]);
+  f.server.client("waits")!.change((m, now) => m.approve(now, true));
+  assert.equal((await pending)?.secret.toString(), "new secret");
+});
