@@ -143,6 +143,8 @@ test("applyConfiguration: unchanged clients keep enabled state, LastCheckedOK, r
   // The removed client: its checker killed, its waiting request refused.
   assert.equal(f.server.client("goes"), undefined);
   assert.equal(await removedPending, null);
+  // A connection that reaches the lookup only now finds no such client.
+  assert.equal(await request(f.server, goes.keyId), null);
   assert.equal(f.killed.length, killedBefore + 1);
   assert.match(f.killed.at(-1)!, /^\/clients\/goes#/);
   // The changed one: the new timeout moved its expiry.

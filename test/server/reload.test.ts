@@ -121,3 +121,19 @@ test("SIGHUP with a broken clients.conf or mandos.conf changes nothing and says 
   assert.equal((await json()).edits!.Timeout, 420_000, "clients.conf is not taken either");
   assert.equal(lines(/Reload refused/).length, 2);
 });
+
+test("a restart after the reloads restores what the last good reload left", { skip, timeout: 60_000 }, async () => {
+  const before = await json();
+  const mandosConf = join(configDir, "mandos.conf");
+  writeFileSync(mandosConf, readFileSync(mandosConf, "utf8").replace(/^port = banana$/m, "port = 0"));
+  const clientsConf = join(configDir, "clients.conf");
+  writeFileSync(clientsConf, readFileSync(clientsConf, "utf8").replace("timeout = PT9M", "timeout = PT7M"));
+  await server.stop();
+  server = await startServer({ configDir, stateDir, env: rig.bus.env });
+  const after = await json();
+  assert.deepEqual(Object.keys(after), ["kept", "sleepy", "edits", "new"]);
+  assert.equal(after.sleepy!.Enabled, false);
+  assert.equal(after.sleepy!.LastCheckedOK, before.sleepy!.LastCheckedOK);
+  assert.equal(after.edits!.Timeout, 420_000);
+  assert.equal(after.new!.Created, before.new!.Created);
+});
