@@ -34,8 +34,16 @@ export interface ListenerOptions {
   handshakeTimeoutMs?: number;
 }
 
+/** What a reload may change on a listening socket; connections in flight keep theirs. */
+export interface ListenerSettings {
+  priority: string;
+  maxConnectionsPerAddress: number;
+}
+
 export interface Listener {
   port: number;
+  /** New connections use these (mandos.conf changed at run time). */
+  configure(settings: ListenerSettings): void;
   close(): Promise<void>;
 }
 
@@ -45,6 +53,7 @@ export function startListener(opts: ListenerOptions): Promise<Listener> {
   const server = net.createServer({ pauseOnConnect: true });
   server.maxConnections = opts.maxConnections ?? MAX_CONNECTIONS;
   const slots = new PeerSlots(opts.maxConnectionsPerAddress ?? server.maxConnections);
+  let priority = opts.priority ?? DEFAULT_PRIORITY;
   server.on("connection", (socket) => {
     const address = socket.remoteAddress;
     // No address: the peer is already gone.
@@ -62,7 +71,7 @@ export function startListener(opts: ListenerOptions): Promise<Listener> {
     });
     void handleConnection(socket, {
       credentials,
-      priority: opts.priority ?? DEFAULT_PRIORITY,
+      priority,
       handler: opts.handler,
       log: opts.log,
       lineTimeoutMs: opts.lineTimeoutMs ?? LINE_TIMEOUT_MS,
@@ -86,6 +95,10 @@ export function startListener(opts: ListenerOptions): Promise<Listener> {
       const addr = server.address();
       resolve({
         port: typeof addr === "object" && addr ? addr.port : 0,
+        configure: (settings) => {
+          priority = settings.priority;
+          slots.perAddress = settings.maxConnectionsPerAddress;
+        },
         close: () =>
           new Promise<void>((done) => {
             for (const s of sockets) s.destroy();

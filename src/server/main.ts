@@ -17,6 +17,8 @@ import { joinBus, type BusHandle } from "./bus.js";
 import { selfTest } from "./selftest.js";
 import { protectMemory } from "../sys/no-core.js";
 import { startZeroconf, type Announcement } from "./zeroconf.js";
+import { adjustableLogger, onHangup, reload, type AdjustableLogger, type ReloadTarget } from "./reload.js";
+import { readInProcess, startPrivilegedReader } from "./config-reader.js";
 import {
   activationSocket,
   giveUpRoot,
@@ -82,11 +84,35 @@ function stopOnSignals(server: MandosServer, notify: Notifier, log: Logger): Run
     running.bus?.close();
     process.exit(0);
   };
-  for (const sig of ["SIGTERM", "SIGHUP", "SIGINT"] as const) process.on(sig, () => void shutdown(sig));
+  for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => void shutdown(sig));
   return running;
 }
 
-async function serve(configdir: string, settings: ServerConfig, background: boolean, log: Logger): Promise<void> {
+/**
+ * A reload, as systemd's notify protocol wants it told: RELOADING=1 (with
+ * the monotonic time systemd 253 asks for), then READY=1 once the new state
+ * is saved, so `systemctl reload` ends with the reload in effect.
+ */
+async function reloadAndNotify(target: ReloadTarget, notify: Notifier, running: Running): Promise<void> {
+  if (running.stopping) return;
+  notify(`RELOADING=1\nMONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`);
+  try {
+    await reload(target);
+  } catch (err) {
+    target.logger.log.error(`Reload failed: ${errorMessage(err)}`);
+  }
+  // A failed save was logged when it failed.
+  await target.server.flushed().catch(() => {});
+  if (!running.stopping) notify(`READY=1\nSTATUS=${status(target.server, target.listener)}`);
+}
+
+function status(server: MandosServer, listener: Listener): string {
+  return `Serving ${server.clients().length} clients on port ${listener.port}`;
+}
+
+async function serve(args: ServerArgs, settings: ServerConfig, background: boolean, logger: AdjustableLogger): Promise<void> {
+  const { configdir } = args;
+  const log = logger.log;
   const configured = readClients(configdir, log);
   const statePath = join(settings.statedir, STATE_FILE);
   const restored = restoreState(configured, statePath, settings.restore, log);
@@ -95,6 +121,9 @@ async function serve(configdir: string, settings: ServerConfig, background: bool
   const notify = systemdNotifier((m) => log.debug(m));
   const socketFd = settings.socket ?? activationSocket();
   const running = stopOnSignals(server, notify, log);
+  const reloadWith = onHangup();
+  // Started while still root: clients.conf is root's to read.
+  const source = process.getuid?.() === 0 ? startPrivilegedReader(process.argv.slice(2)) : readInProcess(args);
   await ready;
 
   const listener = (running.listener = await listen(settings, socketFd, server, log));
@@ -119,8 +148,12 @@ async function serve(configdir: string, settings: ServerConfig, background: bool
   }
 
   log.info(`Now listening on address ${JSON.stringify(settings.address ?? (settings.useIpv6 ? "::" : "0.0.0.0"))}, port ${listener.port}`);
-  notify(`READY=1\nSTATUS=Serving ${server.clients().length} clients on port ${listener.port}\nMAINPID=${process.pid}`);
+  notify(`READY=1\nSTATUS=${status(server, listener)}\nMAINPID=${process.pid}`);
   if (background) reportReady();
+  const target: ReloadTarget = { source, settings, server, listener, logger };
+  // One reload at a time, in the order asked.
+  let reloads = Promise.resolve();
+  reloadWith(() => (reloads = reloads.then(() => reloadAndNotify(target, notify, running))));
 }
 
 async function main(): Promise<void> {
@@ -136,9 +169,10 @@ async function main(): Promise<void> {
   const { settings, level } = settingsOrExit(args);
   const background = isBackgroundChild();
   if (!settings.foreground && !background) return runInBackground();
-  const log = openLog(settings, level, background);
+  const logger = adjustableLogger((l) => openLog(settings, l, background), level);
+  const log = logger.log;
   try {
-    await serve(args.configdir, settings, background, log);
+    await serve(args, settings, background, logger);
   } catch (err) {
     log.error(errorMessage(err));
     // The background's log is syslog: whoever started it must see why too.

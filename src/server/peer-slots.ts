@@ -8,7 +8,8 @@ export class PeerSlots {
   /** Addresses refused since they last went below the cap: said once, not per connection. */
   private readonly saturated = new Set<string>();
 
-  constructor(readonly perAddress: number) {}
+  /** Lowering it refuses new connections only; those held stay. */
+  constructor(public perAddress: number) {}
 
   /** A new connection from `address`: "taken" (release it later), or refused. */
   take(address: string): Admission {

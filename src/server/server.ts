@@ -7,6 +7,7 @@ import { ClientModel, type CheckerResult, type ClientRecord, type Effect } from 
 import { clientObjectPath, clientProperties, type ClientControl, type MandosDBus, type ServerControl, type TypedValue } from "./dbus-api.js";
 import type { SecretGrant, SecretRequest, SecretRequestHandler } from "./connection.js";
 import { buildStateFile, serializeState, type ConfiguredClient } from "./state.js";
+import { applyUpdate, type Reconciliation, type RunningConfiguration } from "./reconcile.js";
 import { StateWriter, type StateSaveError } from "./state-writer.js";
 
 /** SHA-256 of nothing: a peer without a key; never matches a client. */
@@ -55,6 +56,8 @@ class ClientEntry implements ClientControl {
     readonly model: ClientModel,
     readonly objectPath: string,
     private readonly server: MandosServer,
+    /** Unique per entry, so a checker of a replaced client is never taken for its successor's. */
+    readonly serial: number,
   ) {}
   change(fn: (model: ClientModel, now: number) => void): void {
     this.server.change(this, fn);
@@ -62,8 +65,9 @@ class ClientEntry implements ClientControl {
 }
 
 export class MandosServer implements SecretRequestHandler, ServerControl {
-  private readonly entries = new Map<string, ClientEntry>();
-  private readonly configured: ConfiguredClient[];
+  private entries = new Map<string, ClientEntry>();
+  private entrySerial = 0;
+  private configured: ConfiguredClient[];
   private readonly removed: Set<string>;
   private readonly log: Logger;
   private readonly now: () => number;
@@ -88,19 +92,22 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
     this.timers = opts.timers ?? realTimers;
     this.writer =
       opts.statePath === null ? null : new StateWriter(opts.statePath, () => this.snapshotState(), (err) => this.reportSave(err));
-    const paths = new Set<string>();
-    for (const record of records) {
-      let path = clientObjectPath(record.name);
-      // Two names mapping to one path ("a.b", "a-b"): keep both reachable.
-      for (let i = 2; paths.has(path); i++) path = `${clientObjectPath(record.name)}_${i}`;
-      paths.add(path);
-      const model = new ClientModel(record, {
-        ...(opts.random ? { random: opts.random } : {}),
-        dbusObjectPath: opts.dbusPaths ? path : null,
-      });
-      this.entries.set(record.name, new ClientEntry(model, path, this));
-    }
+    for (const record of records) this.addEntry(record);
     if (this.entries.size === 0) this.log.warning("No clients defined");
+  }
+
+  private addEntry(record: ClientRecord): ClientEntry {
+    const paths = new Set([...this.entries.values()].map((e) => e.objectPath));
+    let path = clientObjectPath(record.name);
+    // Two names mapping to one path ("a.b", "a-b"): keep both reachable.
+    for (let i = 2; paths.has(path); i++) path = `${clientObjectPath(record.name)}_${i}`;
+    const model = new ClientModel(record, {
+      ...(this.opts.random ? { random: this.opts.random } : {}),
+      dbusObjectPath: this.opts.dbusPaths ? path : null,
+    });
+    const entry = new ClientEntry(model, path, this, ++this.entrySerial);
+    this.entries.set(record.name, entry);
+    return entry;
   }
 
   clients(): ClientEntry[] {
@@ -193,7 +200,7 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
   }
 
   private checkerKey(entry: ClientEntry, id: number): string {
-    return `${entry.objectPath}#${id}`;
+    return `${entry.objectPath}#${entry.serial}.${id}`;
   }
 
   private arm(entry: ClientEntry): void {
@@ -266,8 +273,15 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
   removeClient(objectPath: string): boolean {
     const entry = [...this.entries.values()].find((e) => e.objectPath === objectPath);
     if (!entry) return false;
-    this.entries.delete(entry.model.name);
     this.removed.add(entry.model.name);
+    this.dropClient(entry);
+    this.save();
+    return true;
+  }
+
+  /** Take a client out of service: checker killed, waiting requests refused, object withdrawn. */
+  private dropClient(entry: ClientEntry): void {
+    this.entries.delete(entry.model.name);
     // Disable quietly: the object is leaving the bus, so no change signals.
     const dbus = this.dbus;
     this.dbus = null;
@@ -282,10 +296,48 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
       w.cleanup();
       w.resolve(null);
     }
-    this.save();
     this.dbus?.removeClient(entry);
     this.log.info(`Removed client ${entry.model.name}`);
-    return true;
+  }
+
+  // ---- Reload ---------------------------------------------------------------
+
+  /** What reconcile() compares a new clients.conf with. */
+  configuration(): RunningConfiguration {
+    return { configured: this.configured, records: [...this.entries.values()].map((e) => e.model.record), removed: this.removed };
+  }
+
+  /**
+   * Serve a new clients.conf as reconcile() decided: the one way a reload
+   * changes the set of clients. Clients it does not name keep everything.
+   */
+  applyConfiguration(plan: Reconciliation): void {
+    if (this.stopped) return;
+    const before = this.configured;
+    this.configured = [...plan.configured];
+    this.removed.clear();
+    for (const name of plan.removedOverDbus) this.removed.add(name);
+    for (const name of [...plan.removed, ...plan.replaced.map((r) => r.name)]) {
+      const entry = this.entries.get(name);
+      if (entry) this.dropClient(entry);
+    }
+    for (const record of [...plan.added, ...plan.replaced]) {
+      const entry = this.addEntry(record);
+      this.log.info(`Added client ${record.name}`);
+      this.dbus?.addClient(entry);
+      this.change(entry, (m, now) => m.startup(now));
+    }
+    for (const update of plan.changed) {
+      const entry = this.entries.get(update.name);
+      if (entry) this.change(entry, (m, now) => applyUpdate(m, now, update));
+    }
+    // In clients.conf's order, as a start would list them.
+    const order = new Map(this.configured.map((c, i) => [c.name, i]));
+    this.entries = new Map([...this.entries].sort(([a], [b]) => order.get(a)! - order.get(b)!));
+    // The old sections' secrets are copies nothing uses any more.
+    const kept = new Set(this.configured.map((c) => c.secret));
+    for (const c of before) if (!kept.has(c.secret)) c.secret.fill(0);
+    this.save();
   }
 
   /** Ask for the state file to be written (grouped, asynchronous). Never throws. */

@@ -29,7 +29,7 @@ export function openLog(settings: ServerConfig, level: Level, background: boolea
   return background ? syslogLogger(level, tag) : makeLogger("mandos", { level });
 }
 
-function toConfigured(c: ClientConfig): ConfiguredClient {
+export function toConfigured(c: ClientConfig): ConfiguredClient {
   return { ...c, keyId: c.keyId ?? "", fingerprint: c.fingerprint ?? "" };
 }
 

@@ -28,7 +28,7 @@ export interface ConfiguredClient extends ClientSettings {
 }
 
 /** The clients.conf values a restart compares against (no secret). */
-type ConfigSnapshot = Omit<ConfiguredClient, "secret">;
+export type ConfigSnapshot = Omit<ConfiguredClient, "secret">;
 
 type StoredSecret = { source: "config" } | { source: "runtime"; salt: string; iv: string; tag: string; data: string };
 
@@ -50,7 +50,8 @@ export class StateFileError extends Error {
   override name = "StateFileError";
 }
 
-const SETTING_KEYS = [
+/** The clients.conf values of a client other than its name and secret. */
+export const SETTING_KEYS = [
   "keyId",
   "fingerprint",
   "host",
@@ -64,13 +65,13 @@ const SETTING_KEYS = [
   "enabled",
 ] as const;
 
-function snapshot(c: ConfiguredClient): ConfigSnapshot {
+export function snapshot(c: ConfiguredClient): ConfigSnapshot {
   const out: Record<string, unknown> = { name: c.name };
   for (const k of SETTING_KEYS) out[k] = c[k];
   return out as unknown as ConfigSnapshot;
 }
 
-function sameConfig(a: ConfigSnapshot, b: ConfigSnapshot): boolean {
+export function sameConfig(a: ConfigSnapshot, b: ConfigSnapshot): boolean {
   return SETTING_KEYS.every((k) => a[k] === b[k]);
 }
 
@@ -217,7 +218,8 @@ export interface Restored {
   removed: string[];
 }
 
-function fresh(c: ConfiguredClient, now: number): ClientRecord {
+/** A client as a fresh start (or a reload that adds it) makes it: no history. */
+export function freshRecord(c: ConfiguredClient, now: number): ClientRecord {
   return {
     ...c,
     secret: Buffer.from(c.secret),
@@ -249,7 +251,7 @@ export function restoreClients(configured: readonly ConfiguredClient[], saved: S
         removed.push(conf.name);
         continue;
       }
-      records.push(fresh(conf, now));
+      records.push(freshRecord(conf, now));
       continue;
     }
     const { secret: storedSecret, ...rest } = stored;

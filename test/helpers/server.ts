@@ -7,7 +7,7 @@ import { chmodSync, chownSync, mkdirSync, statSync, writeFileSync, readFileSync 
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { Message, sessionBus, type MessageBus, type Variant } from "dbus-next";
-import { BIN, ROOT, run, type RunResult } from "./index.js";
+import { BIN, ROOT, run, tempDir, type RunResult } from "./index.js";
 import { DEBIAN_CLIENT, DEBIAN_CTL, DEBIAN_SERVER, debianPasswordSection, debianPeer, makeDebianKeys } from "./debian-peer.js";
 
 // For the tests that take it from here.
@@ -130,6 +130,52 @@ export function setClientProperty(conn: MessageBus, path: string, property: stri
   return callServer(conn, path, "org.freedesktop.DBus.Properties", "Set", "ssv", [CLIENT_INTERFACE, property, value]);
 }
 
+export interface SeenSignal {
+  path: string;
+  iface: string;
+  member: string;
+  body: unknown[];
+}
+
+/** Every signal sent on `conn`'s bus from now on (but the bus daemon's own), as it arrives. */
+export async function watchSignals(conn: MessageBus): Promise<SeenSignal[]> {
+  const seen: SeenSignal[] = [];
+  await conn.call(
+    new Message({ destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus", member: "AddMatch", signature: "s", body: ["type='signal'"] }),
+  );
+  conn.on("message", (msg: Message) => {
+    if (msg.type === 4 /* SIGNAL */ && msg.sender !== "org.freedesktop.DBus") seen.push({ path: msg.path, iface: msg.interface, member: msg.member, body: msg.body });
+  });
+  return seen;
+}
+
+/** What a D-Bus test of the server shares: its directory, private bus, Debian keys and a signal watch. */
+export interface BusRig {
+  dir: ReturnType<typeof tempDir>;
+  bus: PrivateBus;
+  keys: ClientKeys;
+  watcher: MessageBus;
+  /** Every signal seen since the rig was made. */
+  signals: SeenSignal[];
+  close(): void;
+}
+
+export async function busRig(prefix: string, passphrase: string): Promise<BusRig> {
+  const dir = tempDir(prefix);
+  // The server drops to _mandos, and must still reach the bus socket and its state.
+  chmodSync(dir.path, 0o755);
+  const bus = startBus(join(dir.path, "bus"));
+  const keys = await makeKeys(join(dir.path, "keys"), passphrase);
+  const watcher = await connectBus(bus);
+  const signals = await watchSignals(watcher);
+  const close = () => {
+    watcher.disconnect();
+    bus.stop();
+    dir.cleanup();
+  };
+  return { dir, bus, keys, watcher, signals, close };
+}
+
 export interface ConfigOptions {
   clients: string;
   port?: number;
@@ -227,6 +273,13 @@ export async function waitFor(what: string, cond: () => boolean | Promise<boolea
     await sleep(50);
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** `mandos-ctl -j` (Debian's or ours): every client's properties by name. */
+export async function ctlJson(which: "debian" | "ours", env: NodeJS.ProcessEnv): Promise<Record<string, Record<string, unknown>>> {
+  const r = await ctl(which, ["-j"], env);
+  if (r.code !== 0) throw new Error(`mandos-ctl -j failed (${r.code}): ${r.stderr}`);
+  return JSON.parse(r.stdout.toString()) as Record<string, Record<string, unknown>>;
 }
 
 /** Run Debian's mandos-ctl or ours with the private bus. */

@@ -5,24 +5,26 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { chmodSync, writeFileSync } from "node:fs";
-import { Message, Variant, systemBus, type MessageBus } from "dbus-next";
+import { writeFileSync } from "node:fs";
+import { Message, Variant, type MessageBus } from "dbus-next";
 import { requires, tempDir } from "../helpers/index.js";
 import {
   ctl,
+  ctlJson,
   fakeKeyId,
   fetchSecret,
   startFetch,
-  makeKeys,
   serverWritableDir,
   sleep,
-  startBus,
   startServer,
   waitFor,
   writeConfig,
   type ClientKeys,
   type PrivateBus,
   type RunningServer,
+  type SeenSignal,
+  type BusRig,
+  busRig,
 } from "../helpers/server.js";
 import { DEBIAN_CLIENT, DEBIAN_CTL, DEBIAN_KEYGEN, DEBIAN_MONITOR, debianPasswordSection, debianPeer, debianPeerMissing, sectionSecret } from "../helpers/debian-peer.js";
 
@@ -33,15 +35,13 @@ let bus: PrivateBus;
 let keys: ClientKeys;
 let server: RunningServer;
 let watcher: MessageBus;
-const signals: { path: string; iface: string; member: string; body: unknown[] }[] = [];
+let signals: SeenSignal[];
+let rig: BusRig;
 
 before(async () => {
   if (skip) return;
-  dir = tempDir("mandos-dbus-");
-  // The server drops to _mandos, and must still reach the bus socket and its state.
-  chmodSync(dir.path, 0o755);
-  bus = startBus(join(dir.path, "bus"));
-  keys = await makeKeys(join(dir.path, "keys"), "hunter2");
+  rig = await busRig("mandos-dbus-", "hunter2");
+  ({ dir, bus, keys, watcher, signals } = rig);
   const clients = `[DEFAULT]
 checker = true
 
@@ -62,45 +62,21 @@ timeout = PT2H3M
 `;
   const configDir = writeConfig(join(dir.path, "conf"), { clients, port: 0 });
   const stateDir = serverWritableDir(join(dir.path, "state"));
-  // Watch every signal the server sends, from before it starts.
   process.env.DBUS_SYSTEM_BUS_ADDRESS = bus.address;
-  watcher = systemBus();
-  await new Promise<void>((resolve) => watcher.once("connect", () => resolve()));
-  await watcher.call(
-    new Message({
-      destination: "org.freedesktop.DBus",
-      path: "/org/freedesktop/DBus",
-      interface: "org.freedesktop.DBus",
-      member: "AddMatch",
-      signature: "s",
-      body: ["type='signal'"],
-    }),
-  );
-  watcher.on("message", (msg: Message) => {
-    if (msg.type === 4 /* SIGNAL */ && msg.sender !== "org.freedesktop.DBus") {
-      signals.push({ path: msg.path, iface: msg.interface, member: msg.member, body: msg.body });
-    }
-  });
   server = await startServer({ configDir, stateDir, env: bus.env });
 });
 
 after(async () => {
   if (skip) return;
   await server?.stop();
-  watcher?.disconnect();
-  bus?.stop();
-  dir?.cleanup();
+  rig?.close();
 });
 
 function sawSignal(member: string, path?: string, iface = "se.recompile.Mandos.Client") {
   return signals.some((s) => s.member === member && s.iface === iface && (path === undefined || s.path === path));
 }
 
-async function json(which: "debian" | "ours" = "debian"): Promise<Record<string, Record<string, unknown>>> {
-  const r = await ctl(which, ["-j"], bus.env);
-  assert.equal(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout.toString()) as Record<string, Record<string, unknown>>;
-}
+const json = (which: "debian" | "ours" = "debian") => ctlJson(which, bus.env);
 
 /** Run the same mandos-ctl arguments with both programs; they must agree exactly. */
 async function same(args: string[]): Promise<{ code: number | null; stdout: string }> {

@@ -14,7 +14,7 @@ import { debianPeerMissing } from "../helpers/debian-peer.js";
 import {
   callServer,
   connectBus,
-  ctl,
+  ctlJson,
   fakeKeyId,
   serverWritableDir,
   setClientProperty,
@@ -64,11 +64,7 @@ after(() => {
   dir?.cleanup();
 });
 
-async function json(): Promise<Record<string, Record<string, unknown>>> {
-  const r = await ctl("ours", ["-j"], bus.env);
-  assert.equal(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout.toString()) as Record<string, Record<string, unknown>>;
-}
+const json = () => ctlJson("ours", bus.env);
 
 /** Runs `then` inside the callback of the last reply to arrive; rejects if any call fails. */
 function allReplied(calls: Promise<unknown>[], then: () => void): Promise<void> {

@@ -123,6 +123,7 @@ test("systemd units pass systemd-analyze verify without complaint", { skip: requ
   assert.equal(r.stderr, "");
   assert.equal(r.code, 0);
   assert.match(service, /^Type=notify$/m);
+  assert.match(service, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
 });
 
 test(
