@@ -48,9 +48,10 @@ export function serveMetrics(at: HostPort, registry: Registry, log: Logger): Pro
   server.maxConnections = MAX_CONNECTIONS;
   server.keepAliveTimeout = TIMEOUT_MS;
   server.setTimeout(TIMEOUT_MS, (socket) => socket.destroy());
-  server.on("clientError", (_err, socket) => {
-    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 12\r\n\r\nbad request\n");
-    else socket.destroy();
+  server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return void socket.destroy();
+    const [status, body] = err.code === "HPE_HEADER_OVERFLOW" ? ["431 Request Header Fields Too Large", "headers too large\n"] : ["400 Bad Request", "bad request\n"];
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
   });
   return new Promise((resolve, reject) => {
     server.once("error", (err) => reject(new Error(`metrics_address ${formatHostPort(at)}: cannot listen: ${errorMessage(err)}`)));
