@@ -12,9 +12,10 @@ import { spawn } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { BIN, requires, run, tempDir } from "../helpers/index.js";
-import { freePort, makeKeys, serverWritableDir, startFetch, waitFor, writeConfig } from "../helpers/server.js";
+import { freePort, serverWritableDir, startFetch, waitFor, writeConfig } from "../helpers/server.js";
 import { DEBIAN_CLIENT, debianPeerMissing } from "../helpers/debian-peer.js";
 import { MESSAGE_IDS } from "../../src/server/events.js";
+import { eventClients } from "../helpers/event-clients.js";
 
 const JOURNALD = "/lib/systemd/systemd-journald";
 const skip = requires({ root: true, files: [JOURNALD], commands: ["unshare", "systemd-cat", "journalctl", "gpg"] }) || debianPeerMissing(DEBIAN_CLIENT);
@@ -53,13 +54,8 @@ async function entries(logDir: string, ...match: string[]): Promise<Entry[]> {
 test("under journald, events go natively with MESSAGE_ID and MANDOS_CLIENT; secrets never", { skip, timeout: 120_000 }, async () => {
   using dir = tempDir("mandos-journal-");
   chmodSync(dir.path, 0o755);
-  const [served, sleepy, stranger] = await Promise.all([
-    makeKeys(join(dir.path, "served"), "served secret"),
-    makeKeys(join(dir.path, "sleepy"), "sleepy secret"),
-    makeKeys(join(dir.path, "stranger"), "stranger secret"),
-  ]);
+  const { served, sleepy, stranger, clients } = await eventClients(dir.path);
   const servedSection = served.section("served");
-  const clients = servedSection + "approval_delay = PT1S\napproved_by_default = True\n" + sleepy.section("sleepy") + "checker = false\ninterval = PT1S\ntimeout = PT1S\n";
   const port = await freePort();
   const configDir = writeConfig(join(dir.path, "conf"), { clients, port });
   const stateDir = serverWritableDir(join(dir.path, "state"));

@@ -12,8 +12,9 @@ import { once } from "node:events";
 import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { BIN, requires, run, tempDir } from "../helpers/index.js";
-import { freePort, makeKeys, serverWritableDir, startBus, startFetch, startServer, waitFor, writeConfig, type RunningServer } from "../helpers/server.js";
+import { freePort, serverWritableDir, startBus, startFetch, startServer, waitFor, writeConfig, type RunningServer } from "../helpers/server.js";
 import { DEBIAN_CLIENT, DEBIAN_SERVER, debianPeerMissing } from "../helpers/debian-peer.js";
+import { eventClients } from "../helpers/event-clients.js";
 
 const PROMTOOL = "/usr/bin/promtool";
 const skip = requires({ root: true, files: [PROMTOOL], commands: ["gpg"] }) || debianPeerMissing(DEBIAN_CLIENT);
@@ -36,17 +37,7 @@ function sample(text: string, series: string): number {
 test("metrics after real handshakes pass promtool check metrics, and their counters moved", { skip, timeout: 120_000 }, async () => {
   using dir = tempDir("mandos-metrics-");
   chmodSync(dir.path, 0o755);
-  const [served, sleepy, stranger] = await Promise.all([
-    makeKeys(join(dir.path, "served"), "served secret"),
-    makeKeys(join(dir.path, "sleepy"), "sleepy secret"),
-    makeKeys(join(dir.path, "stranger"), "stranger secret"),
-  ]);
-  const clients =
-    served.section("served") +
-    "approval_delay = PT1S\napproved_by_default = True\n" +
-    // Its checker always fails: the timeout passes and disables it.
-    sleepy.section("sleepy") +
-    "checker = false\ninterval = PT1S\ntimeout = PT1S\n";
+  const { served, sleepy, stranger, clients } = await eventClients(dir.path);
   const configDir = writeConfig(join(dir.path, "conf"), { clients, port: 0, extra: "metrics_address = [::1]:0\n" });
   const server = await startServer({ configDir, stateDir: serverWritableDir(join(dir.path, "state")), env: process.env, args: ["--no-dbus"] });
   try {
