@@ -93,7 +93,7 @@ async function serve(configdir: string, settings: ServerConfig, background: bool
   const statePath = join(settings.statedir, STATE_FILE);
   const restored = restoreState(configured, statePath, settings.restore, log);
   const { checkers, ready } = startCheckers(settings, configdir, log);
-  const metrics = metricsFor(settings, () => server.clients().map((c) => c.model));
+  const metrics = await metricsFor(settings, () => server.clients().map((c) => c.model));
   const server = new MandosServer(configured, restored.records, restored.removed, { log, checkers, statePath, dbusPaths: settings.useDbus, events: metrics?.events });
   const notify = systemdNotifier((m) => log.debug(m));
   const socketFd = settings.socket ?? activationSocket();

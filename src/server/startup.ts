@@ -15,7 +15,7 @@ import { dropPrivileges } from "./privileges.js";
 import type { Checkers, MandosServer } from "./server.js";
 import { StateFileError, readStateFile, restoreClients, type ConfiguredClient, type Restored, type StateFile } from "./state.js";
 import { removeStaleTemporaries } from "./state-writer.js";
-import { createMetrics, type ClientView, type ServerMetrics } from "./metrics.js";
+import type { ClientView, ServerMetrics } from "./metrics.js";
 import { formatHostPort, serveMetrics } from "./metrics-http.js";
 import { journalLogger, stderrIsJournal } from "../sys/journal.js";
 
@@ -38,9 +38,15 @@ export function openLog(settings: ServerConfig, level: Level, background: boolea
   return stderrIsJournal() ? journalLogger("mandos", level, stderr) : stderr;
 }
 
-/** Metrics if mandos.conf asks for them (metrics_address); gauges read `clients` at each scrape. */
-export function metricsFor(settings: ServerConfig, clients: () => Iterable<ClientView>): ServerMetrics | null {
-  return settings.metricsAddress === null ? null : createMetrics(clients);
+/**
+ * Metrics if mandos.conf asks for them (metrics_address); gauges read
+ * `clients` at each scrape. prom-client is loaded only then: it costs
+ * 100-150 ms of start-up.
+ */
+export async function metricsFor(settings: ServerConfig, clients: () => Iterable<ClientView>): Promise<ServerMetrics | null> {
+  if (settings.metricsAddress === null) return null;
+  const { createMetrics } = await import("./metrics.js");
+  return createMetrics(clients);
 }
 
 /** The metrics endpoint, bound like the listening socket: before root is given up. */
