@@ -11,6 +11,7 @@ import { ProtocolError } from "../../src/protocol/version-line.js";
 import { refusalOf } from "../../src/server/connection.js";
 import { journalFields, MESSAGE_IDS, type ServerEvent } from "../../src/server/events.js";
 import { route } from "../../src/server/metrics-http.js";
+import { createMetrics, type ClientView } from "../../src/server/metrics.js";
 import { ClientModel, type ClientRecord, type Effect } from "../../src/server/client-model.js";
 import { encodeJournalRecord, journalLogger, MAX_FIELD_BYTES, stderrIsJournal } from "../../src/sys/journal.js";
 import { bindDatagram } from "../../src/sys/unix-dgram.js";
@@ -112,6 +113,20 @@ test("journal fields: a stable MESSAGE_ID per event kind, MANDOS_CLIENT, and why
     [{ kind: "approval_given", client: "a", by: "operator" }, { MESSAGE_ID: "be3a059fbd2d4cb6afa392445c3576b5", MANDOS_APPROVED_BY: "operator", MANDOS_CLIENT: "a" }],
   ];
   for (const [event, fields] of cases) assert.deepEqual(journalFields(event), fields);
+});
+
+test("the gauges read the clients at each scrape: clients added or removed at run time are followed", async () => {
+  const clients: ClientView[] = [{ record: { enabled: true }, approvalPending: false }];
+  const { registry } = createMetrics(() => clients);
+  const gauges = async () => {
+    const text = await registry.metrics();
+    return ["mandos_clients", "mandos_clients_enabled", "mandos_approvals_pending"].map((n) => Number(new RegExp(`^${n} (\\S+)$`, "m").exec(text)?.[1]));
+  };
+  assert.deepEqual(await gauges(), [1, 1, 0]);
+  clients.push({ record: { enabled: false }, approvalPending: false }, { record: { enabled: true }, approvalPending: true });
+  assert.deepEqual(await gauges(), [3, 2, 1]);
+  clients.splice(0, 3);
+  assert.deepEqual(await gauges(), [0, 0, 0]);
 });
 
 function record(over: Partial<ClientRecord> = {}): ClientRecord {
