@@ -1,7 +1,9 @@
 // A fleet rebooting at once: secrets delivered per second and p50/p99
 // latency at 1, 64 and 1,000 concurrent connections, for our server and for
 // Debian's mandos in the same run, plus the bare GnuTLS handshake cost as
-// the limit to compare against. Run: npm run bench:server
+// the limit to compare against; and the cost of metrics (metrics_address)
+// on the hot path, on against off. Run: npm run bench:server
+// (`node dist/bench/server-load.js metrics` measures only the metrics cost)
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, chownSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,10 +16,16 @@ import { parseClientsConf } from "../src/config/index.js";
 import { unprivilegedIdentity } from "../src/server/privileges.js";
 import { startDebianServer } from "../test/helpers/debian-peer.js";
 import { runLoad, percentile, type LoadResult } from "./load-client.js";
+import { median } from "./common.js";
+import { createMetrics } from "../src/server/metrics.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const LEVELS = [1, 64, 1000];
 const BUDGET_MS = Number(process.env.BUDGET_MS ?? 60_000);
+/** Metrics on against off: alternating rounds of this many requests at c=64. */
+const METRICS_ROUNDS = 7;
+const ONLY_METRICS = process.argv[2] === "metrics";
+const METRICS_REQUESTS = 1000;
 
 function summary(who: string, r: LoadResult): string {
   const rate = r.served / r.seconds;
@@ -55,7 +63,90 @@ async function bareHandshakes(creds: Credentials, n: number): Promise<number> {
   return (used.user + used.system) / 1000 / n; // ms of CPU, both ends
 }
 
-async function startOurs(dir: string): Promise<{ port: number; child: ChildProcess }> {
+/** User plus system CPU time of a process so far, in ms (from /proc, 10 ms ticks). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+  // utime and stime are fields 14 and 15 of stat(5); 12 and 13 once "pid (comm) " is cut.
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** A configuration directory for our server, owned by the user it drops to. */
+function ourConfig(dir: string, section: string, extra = ""): string {
+  mkdirSync(dir);
+  const who = unprivilegedIdentity();
+  chownSync(dir, who.uid, who.gid);
+  writeFileSync(join(dir, "clients.conf"), section);
+  // The whole fleet connects from ::1 here: lift the per-address cap (64 by
+  // default) to the global one, or the 1,000-connection level would measure refusals.
+  writeFileSync(join(dir, "mandos.conf"), `[DEFAULT]\naddress = ::1\nport = 0\nmax_connections_per_address = 4096\n${extra}`);
+  return dir;
+}
+
+/**
+ * What metrics cost per secret: two servers, one with metrics_address, fed
+ * alternately (off, on, off, on…) so that a busy machine hits both alike;
+ * medians of throughput and of the server's CPU time per secret.
+ */
+async function metricsCost(work: string, section: string, creds: Credentials, expected: Buffer): Promise<void> {
+  const servers = {
+    off: await startOurs(ourConfig(join(work, "metrics-off"), section)),
+    on: await startOurs(ourConfig(join(work, "metrics-on"), section, "metrics_address = [::1]:0\n")),
+  };
+  const rate = { off: [] as number[], on: [] as number[] };
+  const cpu = { off: [] as number[], on: [] as number[] };
+  let servedOn = 0;
+  try {
+    for (let round = 0; round < METRICS_ROUNDS; round++) {
+      // Each first in turn: whatever drifts on a shared machine hits both alike.
+      for (const which of round % 2 ? (["on", "off"] as const) : (["off", "on"] as const)) {
+        const pid = servers[which].child.pid!;
+        const before = cpuMs(pid);
+        const r = await runLoad(servers[which].port, creds, expected, 64, METRICS_REQUESTS, BUDGET_MS);
+        if (r.failed) throw new Error(`metrics ${which}: ${r.failed} failed (${r.firstError})`);
+        rate[which].push(r.served / r.seconds);
+        cpu[which].push((cpuMs(pid) - before) / r.served);
+        if (which === "on") servedOn += r.served;
+      }
+    }
+    // The metrics were live: the server counted every secret it sent.
+    const url = /Serving metrics on (\S+)/.exec(servers.on.output())![1]!;
+    const counted = Number(/^mandos_secrets_sent_total (\d+)$/m.exec(await (await fetch(url)).text())?.[1]);
+    if (counted !== servedOn) throw new Error(`metrics counted ${counted} secrets, ${servedOn} were served`);
+  } finally {
+    servers.off.child.kill("SIGTERM");
+    servers.on.child.kill("SIGTERM");
+  }
+  const [rOff, rOn, cOff, cOn] = [median(rate.off), median(rate.on), median(cpu.off), median(cpu.on)];
+  console.log(`metrics off c=  64: ${rOff.toFixed(1)} secrets/s, server CPU ${cOff.toFixed(3)} ms/secret (median of ${METRICS_ROUNDS} x ${METRICS_REQUESTS})`);
+  console.log(`metrics on  c=  64: ${rOn.toFixed(1)} secrets/s, server CPU ${cOn.toFixed(3)} ms/secret (median of ${METRICS_ROUNDS} x ${METRICS_REQUESTS})`);
+  console.log(`metrics on/off: throughput ${(rOn / rOff).toFixed(3)}x, server CPU per secret ${(cOn / cOff).toFixed(3)}x (whole processes: noisy on a shared machine)`);
+  // What metrics add to each secret, measured alone: the observer calls one
+  // served connection makes, against the server's CPU per secret without metrics.
+  const perSecretUs = eventsCostUs();
+  const share = perSecretUs / 1000 / cOff;
+  console.log(`metrics events per secret: ${perSecretUs.toFixed(2)} us = ${(share * 100).toFixed(2)}% of a secret's CPU (limit 5%: ${share <= 0.05 ? "met" : "NOT met"})`);
+}
+
+/** CPU microseconds of the metrics calls one served connection makes (median of 5 runs of 200,000). */
+function eventsCostUs(): number {
+  const { events } = createMetrics(() => []);
+  const served = () => {
+    events.handshakeDone(0.002);
+    events.secretSent(0.004);
+    events.connectionEnded("served");
+    events.stateWritten(0.003, true);
+  };
+  const runs: number[] = [];
+  for (let run = 0; run < 6; run++) {
+    const started = performance.now();
+    for (let i = 0; i < 200_000; i++) served();
+    // The first run warms the JIT up.
+    if (run > 0) runs.push(((performance.now() - started) * 1000) / 200_000);
+  }
+  return median(runs);
+}
+
+async function startOurs(dir: string): Promise<{ port: number; child: ChildProcess; output(): string }> {
   const child = spawn(join(ROOT, "bin", "mandos"), ["--foreground", "--debuglevel", "INFO", "--no-dbus", "--no-zeroconf", "--configdir", dir, "--statedir", dir], {
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -65,35 +156,18 @@ async function startOurs(dir: string): Promise<{ port: number; child: ChildProce
   const deadline = Date.now() + 20_000;
   for (;;) {
     const m = /port (\d+)/.exec(out);
-    if (m) return { port: Number(m[1]), child };
+    if (m) return { port: Number(m[1]), child, output: () => out };
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`our server did not start: ${out}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
 
-const work = mkdtempSync(join(tmpdir(), "bench-server-"));
-chmodSync(work, 0o755);
-try {
-  const keys = join(work, "keys");
-  mkdirSync(keys);
-  execFileSync(join(ROOT, "bin", "mandos-keygen"), ["--dir", keys, "--force"], { stdio: "ignore" });
-  writeFileSync(join(work, "pw"), "load test password");
-  const section = execFileSync(join(ROOT, "bin", "mandos-keygen"), ["--dir", keys, "--passfile", join(work, "pw"), "--name", "fleet", "--no-ssh"]).toString();
-  const expected = parseClientsConf(section, "section").clients[0]!.secret;
-  const creds = Credentials.rawKey(readFileSync(join(keys, "tls-pubkey.pem")), readFileSync(join(keys, "tls-privkey.pem")));
-
+/** Our server and Debian's at 1, 64 and 1,000 concurrent, then metrics on against off. */
+async function fleet(work: string, section: string, creds: Credentials, expected: Buffer): Promise<void> {
   const bare = await bareHandshakes(creds, 200);
   console.log(`bare GnuTLS handshake (both ends, one process): ${bare.toFixed(2)} ms CPU -> limit ~${(2000 / bare).toFixed(0)} handshakes/s on 2 cores`);
 
-  const ourDir = join(work, "ours");
-  mkdirSync(ourDir);
-  const who = unprivilegedIdentity();
-  chownSync(ourDir, who.uid, who.gid);
-  writeFileSync(join(ourDir, "clients.conf"), section);
-  // The whole fleet connects from ::1 here: lift the per-address cap (64 by
-  // default) to the global one, or the 1,000-connection level would measure refusals.
-  writeFileSync(join(ourDir, "mandos.conf"), "[DEFAULT]\naddress = ::1\nport = 0\nmax_connections_per_address = 4096\n");
-  const ours = await startOurs(ourDir);
+  const ours = await startOurs(ourConfig(join(work, "ours"), section));
   const results = new Map<string, LoadResult>();
   try {
     for (const c of LEVELS) {
@@ -123,9 +197,24 @@ try {
     const ratio = a.served / a.seconds / (b.served / b.seconds);
     console.log(`throughput ratio at c=${c}: ${ratio.toFixed(1)}x` + (c === 64 ? ` (target >= 20x: ${ratio >= 20 ? "met" : "NOT met"})` : ""));
   }
+  await metricsCost(work, section, creds, expected);
   const big = results.get("ours1000")!;
   const p99 = percentile(big.latenciesMs, 99);
   console.log(`ours at c=1000: ${big.served}/1000 served, p99 ${p99.toFixed(0)} ms (target: all served, p99 < 2000 ms: ${big.served >= 1000 && big.failed === 0 && p99 < 2000 ? "met" : "NOT met"})`);
+}
+
+const work = mkdtempSync(join(tmpdir(), "bench-server-"));
+chmodSync(work, 0o755);
+try {
+  const keys = join(work, "keys");
+  mkdirSync(keys);
+  execFileSync(join(ROOT, "bin", "mandos-keygen"), ["--dir", keys, "--force"], { stdio: "ignore" });
+  writeFileSync(join(work, "pw"), "load test password");
+  const section = execFileSync(join(ROOT, "bin", "mandos-keygen"), ["--dir", keys, "--passfile", join(work, "pw"), "--name", "fleet", "--no-ssh"]).toString();
+  const expected = parseClientsConf(section, "section").clients[0]!.secret;
+  const creds = Credentials.rawKey(readFileSync(join(keys, "tls-pubkey.pem")), readFileSync(join(keys, "tls-privkey.pem")));
+
+  await (ONLY_METRICS ? metricsCost(work, section, creds, expected) : fleet(work, section, creds, expected));
   creds.dispose();
 } finally {
   rmSync(work, { recursive: true, force: true });

@@ -4,25 +4,38 @@
 export type Level = "error" | "warning" | "info" | "debug";
 const order: Record<Level, number> = { error: 0, warning: 1, info: 2, debug: 3 };
 
+/**
+ * Structured fields a record may carry besides its message (journald's
+ * KEY=value, e.g. MESSAGE_ID, MANDOS_CLIENT). Loggers without structure
+ * (stderr, syslog) print the message alone.
+ */
+export type LogFields = Readonly<Record<string, string>>;
+
 export interface Logger {
-  error(msg: string): void;
-  warning(msg: string): void;
-  info(msg: string): void;
-  debug(msg: string): void;
+  error(msg: string, fields?: LogFields): void;
+  warning(msg: string, fields?: LogFields): void;
+  info(msg: string, fields?: LogFields): void;
+  debug(msg: string, fields?: LogFields): void;
   readonly debugEnabled: boolean;
 }
 
 export function makeLogger(
   program: string,
-  opts: { level?: Level; write?: (line: string) => void } = {},
+  opts: {
+    level?: Level;
+    write?: (line: string) => void;
+    /** Takes each record instead of `write`, with its fields (a structured log such as journald). */
+    record?: (level: Level, message: string, fields: LogFields | undefined) => void;
+  } = {},
 ): Logger {
   const max = order[opts.level ?? "info"];
   const write = opts.write ?? ((line: string) => process.stderr.write(line));
-  const emit = (level: Level) => (msg: string) => {
+  const emit = (level: Level) => (msg: string, fields?: LogFields) => {
     if (order[level] > max) return;
     // Keep every record on one line, whatever the message contains.
     const oneLine = msg.replace(/[\r\n]+/g, " ");
-    write(`${program}: ${level === "info" ? "" : level + ": "}${oneLine}\n`);
+    if (opts.record) opts.record(level, oneLine, fields);
+    else write(`${program}: ${level === "info" ? "" : level + ": "}${oneLine}\n`);
   };
   return {
     error: emit("error"),

@@ -16,6 +16,7 @@ export {
   DEFAULT_PRIORITY,
   MAX_CONNECTIONS,
   type ServerConfig,
+  type HostPort,
 } from "./server.js";
 export { parseDuration, formatDuration, DurationError } from "./duration.js";
 export {

@@ -35,6 +35,20 @@ export interface ServerConfig {
   checkerUser: string;
   /** Connections one source address may hold open at once. */
   maxConnectionsPerAddress: number;
+  /** Where to serve Prometheus metrics over HTTP (metrics_address), or null: off. */
+  metricsAddress: HostPort | null;
+}
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** "[::1]:9797", "127.0.0.1:9797" or "localhost:9797"; null if it is none of these. */
+export function parseHostPort(text: string): HostPort | null {
+  const m = /^\[([^\[\]]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:[\]\s]+):(\d{1,5})$/.exec(text);
+  if (!m || Number(m[2]) > 65535) return null;
+  return { host: m[1]!, port: Number(m[2]) };
 }
 
 /** Connections the server holds open at once, from all addresses together. */
@@ -61,6 +75,7 @@ export const SERVER_DEFAULTS: Readonly<Record<string, string>> = {
   zeroconf: "True",
   checker_user: "nobody",
   max_connections_per_address: "64",
+  metrics_address: "",
 };
 
 export function parseServerConf(text: string, fileName: string): ServerConfig {
@@ -129,7 +144,11 @@ export function parseServerConf(text: string, fileName: string): ServerConfig {
     zeroconf: boolean("zeroconf"),
     checkerUser: rawValue("checker_user"),
     maxConnectionsPerAddress: count("max_connections_per_address", 1, MAX_CONNECTIONS),
+    metricsAddress: optional("metrics_address") === null ? null : parseHostPort(rawValue("metrics_address")),
   };
+  if (rawValue("metrics_address") !== "" && config.metricsAddress === null) {
+    problems.push(`${where("metrics_address")}: must be HOST:PORT, such as [::1]:9797, not ${quote(rawValue("metrics_address"))}`);
+  }
   if (config.checkerUser === "") problems.push(`${where("checker_user")}: must name a user`);
   if (problems.length > 0) {
     const more = problems.length > 1 ? ` (and ${problems.length - 1} more problems)` : "";

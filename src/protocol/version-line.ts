@@ -8,7 +8,15 @@ export const CLIENT_HELLO_LINE = `${PROTOCOL_VERSION}\r\n`;
 /** Longer than any sane line; a peer sending more without a newline is dropped. */
 export const MAX_LINE_BYTES = 1024;
 
-export class ProtocolError extends Error {}
+export class ProtocolError extends Error {
+  /** Whether the peer sent a line we do not take (not: it sent none, or went away). */
+  constructor(
+    message: string,
+    readonly badLine = true,
+  ) {
+    super(message);
+  }
+}
 
 /**
  * Parse the version line (without its newline). Like Mandos, accept an
@@ -57,12 +65,12 @@ export function readVersionLine(socket: Socket, timeoutMs: number): Promise<{ ve
         done(err as Error);
       }
     };
-    const onEnd = () => done(new ProtocolError("connection closed before the protocol line"));
-    const onError = (err: Error) => done(new ProtocolError(`connection error: ${err.message}`));
+    const onEnd = () => done(new ProtocolError("connection closed before the protocol line", false));
+    const onError = (err: Error) => done(new ProtocolError(`connection error: ${err.message}`, false));
     // Timers run before I/O in an event loop turn: on a busy server the line
     // may be waiting unread. Judge only after the next round of reads.
     const timer = setTimeout(() => {
-      late = setImmediate(() => done(new ProtocolError(`no protocol line within ${timeoutMs} ms`)));
+      late = setImmediate(() => done(new ProtocolError(`no protocol line within ${timeoutMs} ms`, false)));
     }, timeoutMs);
     socket.on("data", onData);
     socket.on("end", onEnd);

@@ -23,6 +23,7 @@
 // down when the request is decided rather than after the TLS goodbye.
 import { checkerAttributes, expandChecker } from "../config/checker.js";
 import { pythonRepr } from "./timefmt.js";
+import type { ServerEvent } from "./events.js";
 
 export type LogLevel = "error" | "warning" | "info" | "debug";
 
@@ -70,7 +71,7 @@ export type Effect =
   | { type: "spawnChecker"; checkerId: number; command: string }
   | { type: "killChecker"; checkerId: number }
   | { type: "signal"; signal: ClientSignal }
-  | { type: "log"; level: LogLevel; message: string }
+  | { type: "log"; level: LogLevel; message: string; event?: ServerEvent }
   | { type: "requestDone"; requestId: number; granted: boolean };
 
 export interface ModelOptions {
@@ -166,7 +167,7 @@ export class ClientModel {
     }
     const r = this.record;
     if (r.enabled && r.expires !== null && now >= r.expires) {
-      this.log("info", `Disabling client ${r.name}: timeout passed`);
+      this.log("info", `Disabling client ${r.name}: timeout passed`, { kind: "disabled_by_timeout", client: r.name });
       this.disable(now);
     }
     if (r.enabled && this.nextCheckerAt !== null && now >= this.nextCheckerAt) {
@@ -233,17 +234,17 @@ export class ClientModel {
       r.lastCheckerStatus = result.code;
       r.lastCheckerSignal = null;
       if (result.code === 0) {
-        this.log("info", `Checker for ${r.name} succeeded`);
+        this.log("info", `Checker for ${r.name} succeeded`, { kind: "checker_ran", client: r.name, outcome: "success" });
         this.checkedOK(now);
       } else {
-        this.log("info", `Checker for ${r.name} failed`);
+        this.log("info", `Checker for ${r.name} failed`, { kind: "checker_ran", client: r.name, outcome: "failure" });
       }
       // Wait status as wait(2) encodes a normal exit: code in the second byte.
       this.signal({ name: "CheckerCompleted", exitCode: result.code, waitStatus: result.code << 8, command });
     } else {
       r.lastCheckerStatus = -1;
       r.lastCheckerSignal = result.signal;
-      this.log("warning", `Checker for ${r.name} crashed?`);
+      this.log("warning", `Checker for ${r.name} crashed?`, { kind: "checker_ran", client: r.name, outcome: "crashed" });
       // Mandos 1.8 sends (-1 << 8) | signal here; WTERMSIG() still finds the signal.
       this.signal({ name: "CheckerCompleted", exitCode: -1, waitStatus: (-1 << 8) | result.signal, command });
     }
@@ -316,7 +317,7 @@ export class ClientModel {
 
   /** The secret went out over TLS: log, bump by extended_timeout, GotSecret. */
   secretSent(now: number): void {
-    this.log("info", `Sending secret to ${this.record.name}`);
+    this.log("info", `Sending secret to ${this.record.name}`, { kind: "served", client: this.record.name });
     this.bumpTimeout(now, this.record.extendedTimeoutMs);
     this.signal({ name: "GotSecret" });
     this.settle(now);
@@ -387,25 +388,31 @@ export class ClientModel {
   private evaluate(now: number, id: number, req: PendingRequest): void {
     const r = this.record;
     if (!r.enabled) {
-      this.log("info", `Client ${r.name} is disabled`);
+      this.log("info", `Client ${r.name} is disabled`, { kind: "refused", reason: "disabled", client: r.name });
       this.signal({ name: "Rejected", reason: "Disabled" });
       return this.finish(id, req, false);
     }
-    if (this.approved === true || r.approvalDelayMs === 0) return this.finish(id, req, true);
+    if (this.approved === true || r.approvalDelayMs === 0) {
+      if (req.counted && this.approved === true) this.log("info", `Client ${r.name} approved`, { kind: "approval_given", client: r.name, by: "operator" });
+      return this.finish(id, req, true);
+    }
     if (this.approved === false) {
-      this.log("warning", `Client ${r.name} was not approved`);
+      this.log("warning", `Client ${r.name} was not approved`, { kind: "refused", reason: "approval_denied", client: r.name });
       this.signal({ name: "Rejected", reason: "Denied" });
       return this.finish(id, req, false);
     }
     if (now >= req.deadline) {
-      if (r.approvedByDefault) return this.finish(id, req, true);
-      this.log("warning", `Client ${r.name} timed out while waiting for approval`);
+      if (r.approvedByDefault) {
+        this.log("info", `Client ${r.name} approved by default`, { kind: "approval_given", client: r.name, by: "default" });
+        return this.finish(id, req, true);
+      }
+      this.log("warning", `Client ${r.name} timed out while waiting for approval`, { kind: "refused", reason: "approval_timeout", client: r.name });
       this.signal({ name: "Rejected", reason: "Approval timed out" });
       return this.finish(id, req, false);
     }
     if (!req.notified) {
       req.notified = true;
-      this.log("info", `Client ${r.name} needs approval`);
+      this.log("info", `Client ${r.name} needs approval`, { kind: "approval_requested", client: r.name });
       r.lastApprovalRequest = now;
       this.signal({ name: "NeedApproval", timeoutMs: r.approvalDelayMs, approvedByDefault: r.approvedByDefault });
     }
@@ -422,7 +429,7 @@ export class ClientModel {
     this.effects.push({ type: "signal", signal });
   }
 
-  private log(level: LogLevel, message: string): void {
-    this.effects.push({ type: "log", level, message });
+  private log(level: LogLevel, message: string, event?: ServerEvent): void {
+    this.effects.push(event ? { type: "log", level, message, event } : { type: "log", level, message });
   }
 }

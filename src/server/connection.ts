@@ -2,10 +2,11 @@
 // TLS client and read the peer's raw public key), identification by key id,
 // then whatever the handler decides: the secret, or nothing.
 import type { Socket } from "node:net";
-import { readVersionLine } from "../protocol/version-line.js";
+import { ProtocolError, readVersionLine } from "../protocol/version-line.js";
 import { TlsConnection, type Credentials } from "../tls/session.js";
 import { keyIdFromSpki } from "../tls/keyid.js";
 import { errorMessage, type Logger } from "../cli/log.js";
+import { report, type ConnectionOutcome, type RefusalReason, type ServerEvents } from "./events.js";
 
 export interface SecretRequest {
   /** Uppercase hex SHA-256 of the peer's DER SubjectPublicKeyInfo. */
@@ -33,7 +34,18 @@ export interface ConnectionSettings {
   log: Logger;
   lineTimeoutMs: number;
   handshakeTimeoutMs: number;
+  events: ServerEvents;
 }
+
+type Phase = "line" | "handshake" | "request" | "answer";
+
+/** Why a connection that failed in `phase` with `err` counts as refused, or null if it does not. */
+export function refusalOf(phase: Phase, err: unknown): RefusalReason | null {
+  if (phase === "line") return err instanceof ProtocolError && err.badLine ? "bad_version" : null;
+  return phase === "handshake" ? "handshake_failure" : null;
+}
+
+const secondsSince = (t: number) => (performance.now() - t) / 1000;
 
 export function peerName(socket: Socket): string {
   const addr = socket.remoteAddress ?? "unknown";
@@ -42,6 +54,9 @@ export function peerName(socket: Socket): string {
 
 /** Serve one connection; never throws, always releases the socket. */
 export async function handleConnection(socket: Socket, s: ConnectionSettings): Promise<void> {
+  const accepted = performance.now();
+  let phase: Phase = "line";
+  let outcome: ConnectionOutcome = "failed";
   const peer = peerName(socket);
   const closed = new AbortController();
   socket.once("close", () => closed.abort());
@@ -51,32 +66,48 @@ export async function handleConnection(socket: Socket, s: ConnectionSettings): P
   try {
     const { version, rest } = await readVersionLine(socket, s.lineTimeoutMs);
     s.log.debug(`${peer}: protocol version ${version}`);
+    phase = "handshake";
+    const handshakeStarted = performance.now();
     conn = await TlsConnection.connect(socket, s.credentials, {
       priority: s.priority,
       handshakeTimeoutMs: s.handshakeTimeoutMs,
       initialData: rest,
     });
+    s.events.handshakeDone(secondsSince(handshakeStarted));
     const type = conn.peerKeyType();
     const key = conn.peerPublicKey();
     if (type !== "rawpk" || key === null) {
-      s.log.info(`${peer}: dropped: the peer presented ${type === "x509" ? "an X.509 certificate" : "no key"}, not a raw public key`);
-      return;
+      throw new Error(`the peer presented ${type === "x509" ? "an X.509 certificate" : "no key"}, not a raw public key`);
     }
+    phase = "request";
     const keyId = keyIdFromSpki(key);
     grant = await s.handler.requestSecret({
       keyId,
       address: socket.remoteAddress ?? "",
       signal: closed.signal,
     });
-    if (closed.signal.aborted) return;
+    if (closed.signal.aborted) {
+      outcome = "abandoned";
+      return;
+    }
+    phase = "answer";
     // Refused or not, end TLS properly, as Mandos does.
     if (grant) conn.write(grant.secret);
     conn.close();
     conn = null;
     grant?.sent();
+    if (grant) s.events.secretSent(secondsSince(accepted));
+    outcome = grant ? "served" : "refused";
   } catch (err) {
-    s.log.info(`${peer}: dropped: ${errorMessage(err)}`);
+    const reason = refusalOf(phase, err);
+    const message = `${peer}: dropped: ${errorMessage(err)}`;
+    if (reason === null) s.log.info(message);
+    else {
+      outcome = "refused";
+      report(s.log, s.events, "info", message, { kind: "refused", reason, address: socket.remoteAddress ?? "" });
+    }
   } finally {
+    s.events.connectionEnded(outcome);
     // Our copy of the secret, whatever happened to the connection.
     grant?.secret.fill(0);
     conn?.destroy();

@@ -6,6 +6,7 @@ import { listenOnDevice } from "../sys/listen-device.js";
 import { handleConnection, type SecretRequestHandler } from "./connection.js";
 import { PeerSlots } from "./peer-slots.js";
 import { MAX_CONNECTIONS } from "../config/index.js";
+import { NO_EVENTS, type ServerEvents } from "./events.js";
 
 /**
  * A real client sends its version line as soon as it is connected: a peer
@@ -32,6 +33,7 @@ export interface ListenerOptions {
   maxConnectionsPerAddress?: number;
   lineTimeoutMs?: number;
   handshakeTimeoutMs?: number;
+  events?: ServerEvents;
 }
 
 /** What a reload may change on a listening socket; connections in flight keep theirs. */
@@ -54,6 +56,7 @@ export function startListener(opts: ListenerOptions): Promise<Listener> {
   server.maxConnections = opts.maxConnections ?? MAX_CONNECTIONS;
   const slots = new PeerSlots(opts.maxConnectionsPerAddress ?? server.maxConnections);
   let priority = opts.priority ?? DEFAULT_PRIORITY;
+  const events = opts.events ?? NO_EVENTS;
   server.on("connection", (socket) => {
     const address = socket.remoteAddress;
     // No address: the peer is already gone.
@@ -61,6 +64,7 @@ export function startListener(opts: ListenerOptions): Promise<Listener> {
     const admission = slots.take(address);
     if (admission !== "taken") {
       if (admission === "refused") opts.log.info(`refusing connections from ${address}: it holds ${slots.perAddress} already`);
+      events.connectionEnded("over_limit");
       socket.destroy();
       return;
     }
@@ -76,9 +80,13 @@ export function startListener(opts: ListenerOptions): Promise<Listener> {
       log: opts.log,
       lineTimeoutMs: opts.lineTimeoutMs ?? LINE_TIMEOUT_MS,
       handshakeTimeoutMs: opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
+      events,
     });
   });
-  server.on("drop", (d) => opts.log.info(`refused a connection from ${d?.remoteAddress ?? "?"}: too many connections`));
+  server.on("drop", (d) => {
+    opts.log.info(`refused a connection from ${d?.remoteAddress ?? "?"}: too many connections`);
+    events.connectionEnded("over_limit");
+  });
   const address = opts.address ?? (opts.useIpv6 ? "::" : "0.0.0.0");
   // The kernel's queue of connections not yet accepted is as long as our
   // limit: a storm's connections wait there rather than having their SYNs

@@ -23,11 +23,13 @@ import {
   activationSocket,
   giveUpRoot,
   listen,
+  metricsFor,
   openLog,
   readClients,
   readSettings,
   removeLeftovers,
   restoreState,
+  serveMetricsFor,
   startCheckers,
   stateDirectoryProblem,
 } from "./startup.js";
@@ -117,7 +119,8 @@ async function serve(args: ServerArgs, settings: ServerConfig, background: boole
   const statePath = join(settings.statedir, STATE_FILE);
   const restored = restoreState(configured, statePath, settings.restore, log);
   const { checkers, ready } = startCheckers(settings, configdir, log);
-  const server = new MandosServer(configured, restored.records, restored.removed, { log, checkers, statePath, dbusPaths: settings.useDbus });
+  const metrics = await metricsFor(settings, () => server.clients().map((c) => c.model));
+  const server = new MandosServer(configured, restored.records, restored.removed, { log, checkers, statePath, dbusPaths: settings.useDbus, events: metrics?.events });
   const notify = systemdNotifier((m) => log.debug(m));
   const socketFd = settings.socket ?? activationSocket();
   const running = stopOnSignals(server, notify, log);
@@ -127,6 +130,7 @@ async function serve(args: ServerArgs, settings: ServerConfig, background: boole
   await ready;
 
   const listener = (running.listener = await listen(settings, socketFd, server, log));
+  await serveMetricsFor(settings, metrics, log);
   // Synchronously from the bind to start(): no connection is served before.
   if (background) writePidFile(log);
   giveUpRoot(log);

@@ -9,6 +9,7 @@ import type { SecretGrant, SecretRequest, SecretRequestHandler } from "./connect
 import { buildStateFile, serializeState, type ConfiguredClient } from "./state.js";
 import { applyUpdate, type Reconciliation, type RunningConfiguration } from "./reconcile.js";
 import { StateWriter, type StateSaveError } from "./state-writer.js";
+import { NO_EVENTS, report, type ServerEvents } from "./events.js";
 
 /** SHA-256 of nothing: a peer without a key; never matches a client. */
 const EMPTY_KEY_ID = "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855";
@@ -36,6 +37,8 @@ export interface ServerOptions {
   timers?: Timers;
   /** Whether checkers may use %(dbus_object_path)s (Mandos: only with D-Bus). */
   dbusPaths?: boolean;
+  /** Who watches what happens (metrics); nobody by default. */
+  events?: ServerEvents;
 }
 
 const realTimers: Timers = {
@@ -78,6 +81,7 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
   private lastSaveError: string | null = null;
   private stopped = false;
   private readonly writer: StateWriter | null;
+  readonly events: ServerEvents;
 
   constructor(
     configured: readonly ConfiguredClient[],
@@ -90,8 +94,9 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
     this.log = opts.log;
     this.now = opts.now ?? Date.now;
     this.timers = opts.timers ?? realTimers;
+    this.events = opts.events ?? NO_EVENTS;
     this.writer =
-      opts.statePath === null ? null : new StateWriter(opts.statePath, () => this.snapshotState(), (err) => this.reportSave(err));
+      opts.statePath === null ? null : new StateWriter(opts.statePath, () => this.snapshotState(), (err, seconds) => this.reportSave(err, seconds));
     for (const record of records) this.addEntry(record);
     if (this.entries.size === 0) this.log.warning("No clients defined");
   }
@@ -168,7 +173,8 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
     for (const e of effects) {
       switch (e.type) {
         case "log":
-          this.log[e.level](e.message);
+          if (e.event) report(this.log, this.events, e.level, e.message, e.event);
+          else this.log[e.level](e.message);
           break;
         case "signal":
           this.dbus?.clientSignal(entry, e.signal);
@@ -230,7 +236,7 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
     const keyId = String(req.keyId).toUpperCase();
     const entry = this.find(keyId);
     if (!entry) {
-      this.log.info(`Client not found for key ID: ${keyId}, address: ${req.address}`);
+      report(this.log, this.events, "info", `Client not found for key ID: ${keyId}, address: ${req.address}`, { kind: "refused", reason: "unknown_key", keyId, address: req.address });
       this.dbus?.clientNotFound(keyId, req.address);
       return Promise.resolve(null);
     }
@@ -355,7 +361,8 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
     return serializeState(buildStateFile(this.configured, live, this.removed));
   }
 
-  private reportSave(err: StateSaveError | null): void {
+  private reportSave(err: StateSaveError | null, seconds: number): void {
+    this.events.stateWritten(seconds, err === null);
     if (err === null) {
       this.lastSaveError = null;
       return;

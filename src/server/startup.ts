@@ -15,6 +15,9 @@ import { dropPrivileges } from "./privileges.js";
 import type { Checkers, MandosServer } from "./server.js";
 import { StateFileError, readStateFile, restoreClients, type ConfiguredClient, type Restored, type StateFile } from "./state.js";
 import { removeStaleTemporaries } from "./state-writer.js";
+import type { ClientView, ServerMetrics } from "./metrics.js";
+import { formatHostPort, serveMetrics } from "./metrics-http.js";
+import { journalLogger, stderrIsJournal } from "../sys/journal.js";
 
 /** mandos.conf under the command line; throws UsageError or ConfigError. */
 export function readSettings(args: ServerArgs): { settings: ServerConfig; level: Level } {
@@ -23,10 +26,34 @@ export function readSettings(args: ServerArgs): { settings: ServerConfig; level:
   return { settings, level: logLevel(settings.debuglevel, settings.debug) };
 }
 
-/** Standard error in the foreground, syslog in the background, as Mandos. */
+/**
+ * Standard error in the foreground, syslog in the background, as Mandos;
+ * journald's native protocol when standard error is the journal (under
+ * systemd), so events carry their fields.
+ */
 export function openLog(settings: ServerConfig, level: Level, background: boolean): Logger {
   const tag = settings.servicename === "Mandos" ? "Mandos" : `Mandos (${settings.servicename})`;
-  return background ? syslogLogger(level, tag) : makeLogger("mandos", { level });
+  if (background) return syslogLogger(level, tag);
+  const stderr = makeLogger("mandos", { level });
+  return stderrIsJournal() ? journalLogger("mandos", level, stderr) : stderr;
+}
+
+/**
+ * Metrics if mandos.conf asks for them (metrics_address); gauges read
+ * `clients` at each scrape. prom-client is loaded only then: it costs
+ * 100-150 ms of start-up.
+ */
+export async function metricsFor(settings: ServerConfig, clients: () => Iterable<ClientView>): Promise<ServerMetrics | null> {
+  if (settings.metricsAddress === null) return null;
+  const { createMetrics } = await import("./metrics.js");
+  return createMetrics(clients);
+}
+
+/** The metrics endpoint, bound like the listening socket: before root is given up. */
+export async function serveMetricsFor(settings: ServerConfig, metrics: ServerMetrics | null, log: Logger): Promise<void> {
+  if (settings.metricsAddress === null || metrics === null) return;
+  const served = await serveMetrics(settings.metricsAddress, metrics.registry, log);
+  log.info(`Serving metrics on http://${formatHostPort(served.address)}/metrics`);
 }
 
 export function toConfigured(c: ClientConfig): ConfiguredClient {
@@ -123,6 +150,7 @@ export function listen(settings: ServerConfig, socketFd: number | null, server: 
     useIpv6: settings.useIpv6,
     priority: settings.priority,
     maxConnectionsPerAddress: settings.maxConnectionsPerAddress,
+    events: server.events,
     handler: server,
     log,
   });

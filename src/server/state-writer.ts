@@ -83,7 +83,8 @@ export class StateWriter {
   constructor(
     private readonly path: string,
     private readonly snapshot: () => string,
-    private readonly report: (err: StateSaveError | null) => void,
+    /** After each write: its failure or null, and how long it took. */
+    private readonly report: (err: StateSaveError | null, seconds: number) => void,
   ) {}
 
   /** Something changed: write it soon. */
@@ -114,13 +115,14 @@ export class StateWriter {
       let failure: StateSaveError | null = null;
       // Unchanged since the last successful write: already on disk.
       if (text !== this.lastWritten) {
+        const started = performance.now();
         try {
           await writeAtomic(this.path, text, this.seq++);
           this.lastWritten = text;
         } catch (err) {
           failure = new StateSaveError(this.path, err);
         }
-        this.report(failure);
+        this.report(failure, (performance.now() - started) / 1000);
       }
       for (const w of this.waitingForCurrent) {
         if (failure) w.reject(failure);

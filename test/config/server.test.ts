@@ -33,6 +33,7 @@ const DEFAULTS: ServerConfig = {
   zeroconf: true,
   checkerUser: "nobody",
   maxConnectionsPerAddress: 64,
+  metricsAddress: null,
 };
 
 test("Mandos's defaults, from an empty file", () => {
@@ -65,6 +66,7 @@ test("the man page's example with every option", () => {
     "debuglevel = WARNING",
     "checker_user = mandos-checker",
     "max_connections_per_address = 16",
+    "metrics_address = [::1]:9797",
   ].join("\n");
   assert.deepEqual(parseServerConf(text, "mandos.conf"), {
     interface: "enp1s0",
@@ -83,6 +85,7 @@ test("the man page's example with every option", () => {
     zeroconf: false,
     checkerUser: "mandos-checker",
     maxConnectionsPerAddress: 16,
+    metricsAddress: { host: "::1", port: 9797 },
   } satisfies ServerConfig);
 });
 
@@ -120,6 +123,9 @@ test("bad values throw a one-line ConfigError naming file, line and key", () => 
     ["[DEFAULT]\nmax_connections_per_address = 0", 'm.conf:2: [DEFAULT] max_connections_per_address: must be a number from 1 to 4096, not "0"'],
     ["[DEFAULT]\nmax_connections_per_address =", 'm.conf:2: [DEFAULT] max_connections_per_address: must be a number from 1 to 4096, not ""'],
     ["[DEFAULT]\nchecker_user =", "m.conf:2: [DEFAULT] checker_user: must name a user"],
+    ["[DEFAULT]\nmetrics_address = 9797", 'm.conf:2: [DEFAULT] metrics_address: must be HOST:PORT, such as [::1]:9797, not "9797"'],
+    ["[DEFAULT]\nmetrics_address = ::1:9797", 'm.conf:2: [DEFAULT] metrics_address: must be HOST:PORT, such as [::1]:9797, not "::1:9797"'],
+    ["[DEFAULT]\nmetrics_address = localhost:65536", 'm.conf:2: [DEFAULT] metrics_address: must be HOST:PORT, such as [::1]:9797, not "localhost:65536"'],
     ["[DEFAULT]\ndebug = x\nzeroconf = y", 'm.conf:2: [DEFAULT] debug: not a boolean: "x" (use 1/yes/true/on or 0/no/false/off) (and 1 more problems)'],
   ];
   for (const [text, message] of cases) {
