@@ -23,10 +23,10 @@ export interface AdjustableLogger {
 export function adjustableLogger(open: (level: Level) => Logger, level: Level): AdjustableLogger {
   let inner = open(level);
   const log: Logger = {
-    error: (m) => inner.error(m),
-    warning: (m) => inner.warning(m),
-    info: (m) => inner.info(m),
-    debug: (m) => inner.debug(m),
+    error: (m, fields) => inner.error(m, fields),
+    warning: (m, fields) => inner.warning(m, fields),
+    info: (m, fields) => inner.info(m, fields),
+    debug: (m, fields) => inner.debug(m, fields),
     get debugEnabled() {
       return inner.debugEnabled;
     },
