@@ -65,14 +65,24 @@ dest=$DESTDIR$PREFIX
 libdir=$dest/lib/mandos-ts
 
 # Programs: launcher name -> folder under dist/src, or "boot" for the
-# programs that run from their bundle in dist/boot.
-declare -A programs=(
-	[mandos]=server
-	[mandos-client]=boot
-	[mandos-ctl]=ctl
-	[mandos-keygen]=keygen
-	[password-agent]=boot
-)
+# programs that run from their bundle in dist/boot. Read from bin/, so a
+# new launcher there is installed (and packaged) without editing this.
+declare -A programs=()
+for launcher in "$repo"/bin/*; do
+	name=${launcher##*/}
+	[ "$name" != package.json ] || continue
+	folder=$(sed -n -e 's#^import("\.\./dist/src/\([A-Za-z0-9_-]*\)/main\.js");$#\1#p' \
+		-e 's#^require("\.\./dist/boot/launch\.cjs")\.launch("'"$name"'");$#boot#p' "$launcher")
+	[ -n "$folder" ] ||
+		die "bin/$name launches neither dist/src/FOLDER/main.js nor its boot bundle"
+	programs[$name]=$folder
+done
+# The programs an administrator runs get a link in sbin; the boot
+# programs are run by the password agent and its unit only.
+sbin_programs=()
+for name in "${!programs[@]}"; do
+	[ "${programs[$name]}" = boot ] || sbin_programs+=("$name")
+done
 
 # --- Files of Debian packages -----------------------------------------
 # Every path this run writes or could shadow, for `dpkg-query -S`.
@@ -81,7 +91,7 @@ own_paths() {
 	for name in "${!programs[@]}" mandos-generator; do
 		echo "$libdir/$name"
 	done
-	for name in mandos mandos-ctl mandos-keygen; do
+	for name in "${sbin_programs[@]}"; do
 		for dir in "$dest/sbin" /usr/sbin /sbin /usr/bin /bin; do echo "$dir/$name"; done
 	done
 	for name in "$repo"/units/*.service "$repo"/units/*.socket "$repo"/units/*.path; do
@@ -185,7 +195,7 @@ find "$modules" -type f -perm /111 -exec chmod a-x {} +
 
 # --- Launchers in sbin ------------------------------------------------
 mkdir -p "$dest/sbin"
-for program in mandos mandos-ctl mandos-keygen; do
+for program in "${sbin_programs[@]}"; do
 	ln -sfn "../lib/mandos-ts/$program" "$dest/sbin/$program"
 done
 
