@@ -167,13 +167,14 @@ while read -r package; do
 	cp -R "$repo/$package" "$libdir/$package"
 done < <(production_packages)
 
-# Prune what no program loads at run time: documentation, type
-# declarations, source maps, tests, examples, C++ sources and build
-# helpers, other libc builds and the browser builds of openpgp.
+# Prune what no program loads at run time: documentation, TypeScript
+# sources and type declarations, source maps, tests, examples, C++
+# sources and build helpers, other libc builds and the browser builds of
+# openpgp.
 modules=$libdir/node_modules
 find "$modules" \( -type d \( -name test -o -name tests -o -name example -o -name examples \
 	-o -name doc -o -name docs -o -name typings -o -name .github \) -prune -exec rm -rf {} + \)
-find "$modules" -type f \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \
+find "$modules" -type f \( -name '*.map' -o -name '*.ts' -o -name '*.mts' -o -name '*.cts' \
 	-o -name '*.md' -o -name '*.markdown' -o -name '.travis.yml' -o -name appveyor.yml \
 	-o -name .npmignore -o -name .yarnrc.yml -o -name 'tsconfig*.json' \) ! -iname 'licen[cs]e*' -delete
 rm -rf "$modules/koffi/vendor" "$modules/koffi/lib" "$modules/koffi/cnoke.cjs" \
