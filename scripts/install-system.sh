@@ -160,6 +160,9 @@ production_packages() {
 while read -r package; do
 	case $package in
 	*/node_modules/*) continue ;; # copied with the package it is nested in
+	# Type declarations only (protobufjs lists @types/node among its
+	# dependencies): nothing loads them at run time.
+	node_modules/@types/*) continue ;;
 	node_modules/@koromix/koffi-*) [ "$package" = "$koffi_native" ] || continue ;;
 	esac
 	[ -d "$repo/$package" ] || continue

@@ -239,6 +239,13 @@ test("over Debian's mandos and mandos-client, dpkg -i replaces them, keeps the c
     } finally {
       await server.stop();
     }
+    // The dependencies other features load, from the installed tree: etcd3
+    // reads its proto files from its package directory as it loads.
+    const probe = await root.sh(`cd /usr/lib/mandos-ts/dist && node --input-type=module -e '
+      const { Etcd3 } = await import("etcd3"); new Etcd3({ hosts: "127.0.0.1:1" }).close();
+      await import("prom-client"); await import("shamir-secret-sharing"); console.log("loaded");'`);
+    ok(probe, "loading etcd3, prom-client and shamir-secret-sharing");
+    assert.equal(probe.stdout.toString(), "loaded\n");
     const state = statSync(root.path("/var/lib/mandos"));
     assert.equal(state.mode & 0o777, 0o700);
     assert.equal((await root.sh("stat -c %U /var/lib/mandos")).stdout.toString().trim(), "_mandos");
