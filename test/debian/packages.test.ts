@@ -161,9 +161,9 @@ async function listed(root: ThrowawayRoot, pkg: string): Promise<string[]> {
   return (await root.sh(`dpkg-query -L ${pkg}`)).stdout.toString().split("\n").filter(Boolean);
 }
 
-/** The installed server on ::1 with a test configuration; resolves once it listens. */
+/** The installed server on ::1 with a test configuration, on the root's system bus; resolves once it listens. */
 function startServer(root: ThrowawayRoot, confdir: string): Promise<{ stop(): Promise<void> }> {
-  const child = root.spawn(`exec /usr/sbin/mandos --foreground --debug --no-dbus --no-zeroconf --configdir ${confdir}`);
+  const child = root.spawn(`exec /usr/sbin/mandos --foreground --debug --no-zeroconf --configdir ${confdir}`);
   let log = "";
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   return new Promise((resolve, reject) => {
@@ -184,6 +184,7 @@ function startServer(root: ThrowawayRoot, confdir: string): Promise<{ stop(): Pr
 test("over Debian's mandos and mandos-client, dpkg -i replaces them, keeps the client keys and an edited clients.conf, and the installed server serves the installed client", { skip, timeout: 900_000 }, async () => {
   packages();
   const root = await ThrowawayRoot.start();
+  let busStarted = false;
   try {
     for (const p of ["mandos", "mandos-client"]) assert.equal(await dpkgStatus(root, p), "installed", `Debian's ${p} (test/setup.sh installs it)`);
     ok(await root.sh(QUICK_UPDATE_INITRAMFS), "update-initramfs stand-in");
@@ -225,13 +226,20 @@ test("over Debian's mandos and mandos-client, dpkg -i replaces them, keeps the c
 
     // The installed server gives the installed client its password, with
     // Debian's keys (kept) and a section from the installed mandos-keygen;
-    // its state goes to /var/lib/mandos as _mandos.
+    // it owns its D-Bus name on a system bus of the root's own (its /run),
+    // which reads the installed policy, and keeps its state in
+    // /var/lib/mandos as _mandos.
     const port = await freePort();
     ok(await root.sh(`mkdir -m 0700 /tmp/conf && printf 'secret from the package\\n' > /tmp/pw && ` +
-      `printf '[DEFAULT]\\naddress = ::1\\nport = ${port}\\nuse_dbus = False\\nzeroconf = False\\n' > /tmp/conf/mandos.conf && ` +
+      `printf '[DEFAULT]\\naddress = ::1\\nport = ${port}\\nzeroconf = False\\n' > /tmp/conf/mandos.conf && ` +
       `mandos-keygen --dir /etc/keys/mandos --passfile /tmp/pw --name packaged --no-ssh > /tmp/conf/clients.conf`), "configuring the server");
+    ok(await root.sh("mkdir -p /run/dbus && dbus-daemon --system --fork"), "the root's system bus");
+    busStarted = true;
     const server = await startServer(root, "/tmp/conf");
     try {
+      const listed = await root.sh("mandos-ctl");
+      ok(listed, "mandos-ctl");
+      assert.match(listed.stdout.toString(), /^\s*packaged\s/m);
       const fetched = await root.sh(`/usr/lib/mandos-ts/mandos-client --connect ::1:${port} --interface none ` +
         KEYS.map((k) => `--${k.replace(/\.(txt|pem)$/, "")}=/etc/keys/mandos/${k}`).join(" "), { timeoutMs: 60_000 });
       ok(fetched, "the installed mandos-client");
@@ -250,6 +258,7 @@ test("over Debian's mandos and mandos-client, dpkg -i replaces them, keeps the c
     assert.equal(state.mode & 0o777, 0o700);
     assert.equal((await root.sh("stat -c %U /var/lib/mandos")).stdout.toString().trim(), "_mandos");
   } finally {
+    if (busStarted) await root.sh("kill $(cat /run/dbus/pid)");
     await root.close();
   }
 });
