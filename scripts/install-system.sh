@@ -57,7 +57,10 @@ esac
 
 [ -d "$repo/dist/src" ] && [ -d "$repo/dist/boot" ] ||
 	die "$repo/dist/src or dist/boot is missing: build first with \`npm run build\`"
-koffi_native=node_modules/@koromix/koffi-linux-x64
+# koffi's native package for the architecture of the node that runs the
+# programs (x64, arm64...), as scripts/bundle.ts takes for dist/boot.
+arch=$("$NODE" -p process.arch)
+koffi_native=node_modules/@koromix/koffi-linux-$arch
 [ -d "$repo/$koffi_native" ] ||
 	die "$repo/$koffi_native is missing: install the dependencies first (npm ci)"
 
@@ -149,7 +152,7 @@ done
 
 # Production dependencies, as recorded in package-lock.json and present
 # in node_modules (skips dev-only and uninstalled optional packages).
-# Only linux-x64 of koffi's per-platform native packages is kept.
+# Of koffi's per-platform native packages, only this architecture's is kept.
 production_packages() {
 	"$NODE" -e '
 		const lock = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
@@ -181,7 +184,7 @@ find "$modules" -type f \( -name '*.map' -o -name '*.ts' -o -name '*.mts' -o -na
 	-o -name '*.md' -o -name '*.markdown' -o -name '.travis.yml' -o -name appveyor.yml \
 	-o -name .npmignore -o -name .yarnrc.yml -o -name 'tsconfig*.json' \) ! -iname 'licen[cs]e*' -delete
 rm -rf "$modules/koffi/vendor" "$modules/koffi/lib" "$modules/koffi/cnoke.cjs" \
-	"$modules/koffi/src/koffi/CMakeLists.txt" "$libdir/$koffi_native/musl_x64"
+	"$modules/koffi/src/koffi/CMakeLists.txt" "$libdir/$koffi_native/musl_$arch"
 find "$modules/koffi/src" -type f \( -name '*.cc' -o -name '*.hh' -o -name '*.inc' -o -name '*.def' \
 	-o -name '*.S' -o -name '*.asm' \) -delete
 if [ -d "$modules/openpgp/dist/node" ]; then
@@ -194,8 +197,8 @@ find "$modules" -depth -type d -empty -delete
 # Nothing in node_modules is run as a program; executable scripts there
 # would make dracut pull in their interpreters (#!/usr/bin/env node).
 find "$modules" -type f -perm /111 -exec chmod a-x {} +
-[ -f "$libdir/$koffi_native/linux_x64/koffi.node" ] ||
-	die "koffi's native module for linux-x64 is missing from $koffi_native"
+[ -f "$libdir/$koffi_native/linux_$arch/koffi.node" ] ||
+	die "koffi's native module for linux-$arch is missing from $koffi_native"
 
 # --- Launchers in sbin ------------------------------------------------
 mkdir -p "$dest/sbin"

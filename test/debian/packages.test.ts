@@ -77,8 +77,9 @@ const holders = (b: Built, path: string) => PACKAGES.filter((p) => b.files[p].in
 test("dpkg-buildpackage builds the server, client and common packages, every program and page in one of them", { skip, timeout: 900_000 }, async () => {
   const b = packages();
   assert.equal(await field(b.debs["mandos-ts-server"], "Architecture"), "all");
-  assert.equal(await field(b.debs["mandos-ts-client"], "Architecture"), "amd64");
-  assert.equal(await field(b.debs["mandos-ts-common"], "Architecture"), "amd64");
+  const arch = (await run("dpkg", ["--print-architecture"])).stdout.toString().trim();
+  assert.equal(await field(b.debs["mandos-ts-client"], "Architecture"), arch);
+  assert.equal(await field(b.debs["mandos-ts-common"], "Architecture"), arch);
   for (const [p, debian] of [["mandos-ts-server", "mandos"], ["mandos-ts-client", "mandos-client"]] as const) {
     for (const f of ["Conflicts", "Replaces", "Provides"]) assert.equal(await field(b.debs[p], f), debian, `${p} ${f}`);
   }
@@ -101,7 +102,7 @@ test("dpkg-buildpackage builds the server, client and common packages, every pro
   }
   for (const path of ["usr/sbin/mandos-keygen", "lib/systemd/system/ask-password-mandos.service", "lib/systemd/system/ask-password-mandos.path",
     "lib/systemd/system-generators/mandos-generator", "usr/lib/dracut/modules.d/90mandos-ts/module-setup.sh",
-    "usr/lib/mandos-ts/boot/mandos-client.cjs", "usr/lib/mandos-ts/boot/mandos-client.cache", "usr/lib/mandos-ts/boot/linux_x64/koffi.node"]) {
+    "usr/lib/mandos-ts/boot/mandos-client.cjs", "usr/lib/mandos-ts/boot/mandos-client.cache", `usr/lib/mandos-ts/boot/linux_${process.arch}/koffi.node`]) {
     assert.ok(client.includes(path), `client: ${path}`);
   }
   const conffiles = await run("sh", ["-c", `dpkg-deb --ctrl-tarfile "$1" | tar -xOf - ./conffiles`, "x", b.debs["mandos-ts-server"]]);
@@ -122,8 +123,8 @@ test("dpkg-buildpackage builds the server, client and common packages, every pro
   assert.ok(devOnly.includes("node_modules/typescript"));
   assert.deepEqual(devOnly.filter((path) => common.includes(`usr/lib/mandos-ts/${path}`)), [], "devDependencies");
   const koffiBuilds = all.filter((f) => f.endsWith("/koffi.node"));
-  assert.ok(koffiBuilds.length > 0 && koffiBuilds.every((f) => f.includes("/linux_x64/")), koffiBuilds.join(" "));
-  assert.ok(!common.some((f) => f.startsWith(`${modules}@koromix/`) && !f.startsWith(`${modules}@koromix/koffi-linux-x64`)));
+  assert.ok(koffiBuilds.length > 0 && koffiBuilds.every((f) => f.includes(`/linux_${process.arch}/`)), koffiBuilds.join(" "));
+  assert.ok(!common.some((f) => f.startsWith(`${modules}@koromix/`) && !f.startsWith(`${modules}@koromix/koffi-linux-${process.arch}`)));
 });
 
 test("lintian reports no errors on the packages", { skip, timeout: 900_000 }, async (t) => {
