@@ -3,8 +3,9 @@
 // throwaway roots (an overlay of / in a private mount namespace, so the
 // host is untouched): over Debian's mandos and mandos-client, which they
 // replace, and on a system without them, which purging ours restores.
-// There the server unit verifies and the installed server gives the
-// installed client its password.
+// There the units verify, the installed server (on the root's own system
+// bus) gives the installed client its password, and dracut builds an
+// initramfs with the installed module.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -182,7 +183,7 @@ function startServer(root: ThrowawayRoot, confdir: string): Promise<{ stop(): Pr
   });
 }
 
-test("over Debian's mandos and mandos-client, dpkg -i replaces them, keeps the client keys and an edited clients.conf, and the installed server serves the installed client", { skip, timeout: 900_000 }, async () => {
+test("over Debian's mandos and mandos-client, dpkg -i replaces them, keeping the client keys and an edited clients.conf; the installed units, server, client and dracut module work", { skip, timeout: 900_000 }, async () => {
   packages();
   const root = await ThrowawayRoot.start();
   let busStarted = false;
@@ -255,6 +256,16 @@ test("over Debian's mandos and mandos-client, dpkg -i replaces them, keeps the c
       await import("prom-client"); await import("shamir-secret-sharing"); console.log("loaded");'`);
     ok(probe, "loading etcd3, prom-client and shamir-secret-sharing");
     assert.equal(probe.stdout.toString(), "loaded\n");
+    // dracut builds a host-only initramfs with the module from the
+    // installed paths (units in /lib/systemd, read through merged /usr).
+    const kver = readdirSync(root.path("/boot")).find((f) => f.startsWith("vmlinuz-"))!.slice("vmlinuz-".length);
+    ok(await root.sh(`dracut --force --hostonly --no-compress --no-early-microcode --omit plymouth --add "systemd mandos-ts" ` +
+      `--kver ${kver} /tmp/initrd.img 2>&1`, { timeoutMs: 600_000 }), "dracut");
+    const image = (await root.sh("lsinitrd /tmp/initrd.img", { timeoutMs: 120_000 })).stdout.toString();
+    for (const path of ["usr/lib/mandos-ts/boot/mandos-client.cjs", "usr/lib/mandos-ts/password-agent", "usr/lib/systemd/system/ask-password-mandos.service",
+      "usr/lib/systemd/system-generators/mandos-generator", "etc/mandos/keys/tls-privkey.pem"]) {
+      assert.match(image, new RegExp(` ${path.replace(/\./g, "\\.")}$`, "m"), path);
+    }
     const state = statSync(root.path("/var/lib/mandos"));
     assert.equal(state.mode & 0o777, 0o700);
     assert.equal((await root.sh("stat -c %U /var/lib/mandos")).stdout.toString().trim(), "_mandos");
