@@ -217,7 +217,10 @@ test("over Debian's mandos and mandos-client, dpkg -i replaces them, keeping the
     assert.equal(readFileSync(root.path("/etc/mandos/mandos.conf"), "utf8"), readFileSync(join(ROOT, "debian/conf/mandos.conf"), "utf8"));
     assert.equal(readlinkSync(root.path("/etc/systemd/system/multi-user.target.wants/mandos.service")), "/lib/systemd/system/mandos.service");
     // Debian's packages cannot come back while ours are installed.
-    const back = await root.sh(`dpkg -i ${DEBIAN_DEBS}/mandos_*_all.deb </dev/null 2>&1`);
+    // (Debian's .deb from apt's cache, where test/setup.sh's install left
+    // it; else downloaded into the root's /tmp.)
+    const back = await root.sh(`deb=$(ls ${DEBIAN_DEBS}/mandos_*_all.deb 2>/dev/null | tail -1); ` +
+      `[ -n "$deb" ] || { cd /tmp && apt-get download -q mandos >/dev/null && deb=$(ls /tmp/mandos_*_all.deb); }; dpkg -i "$deb" </dev/null 2>&1`);
     assert.notEqual(back.code, 0);
     assert.match(back.stdout.toString(), /mandos-ts-server conflicts with mandos/);
 
