@@ -7,15 +7,15 @@
 #   NODE     node binary the launchers run (default: `command -v node`)
 #
 # Layout (all under $DESTDIR$PREFIX):
-#   lib/mandos-ts/            launchers mandos, mandos-client, mandos-ctl,
-#                             mandos-keygen, password-agent (CommonJS)
+#   lib/mandos-ts/            a launcher (CommonJS) for each program of bin/
 #   lib/mandos-ts/boot/       dist/boot: the bundles of the programs that run
 #                             at boot (mandos-client, password-agent), their
 #                             code caches, loader and koffi's native module;
 #                             all the initramfs takes (see 90mandos-ts)
 #   lib/mandos-ts/dist/       dist/src (ES modules) for the other programs,
 #                             with production node_modules beside it
-#   sbin/mandos{,-ctl,-keygen} symbolic links to those launchers
+#   sbin/                     symbolic links to the launchers of the
+#                             programs not run at boot (mandos, mandos-ctl...)
 #   lib/systemd/system/       units/*.service, *.socket, *.path
 #   lib/systemd/system-generators/mandos-generator
 #   lib/dracut/modules.d/90mandos-ts/
