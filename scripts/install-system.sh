@@ -7,15 +7,15 @@
 #   NODE     node binary the launchers run (default: `command -v node`)
 #
 # Layout (all under $DESTDIR$PREFIX):
-#   lib/mandos-ts/            launchers mandos, mandos-check, mandos-client, mandos-ctl,
-#                             mandos-keygen, password-agent (CommonJS)
+#   lib/mandos-ts/            a launcher (CommonJS) for each program of bin/
 #   lib/mandos-ts/boot/       dist/boot: the bundles of the programs that run
 #                             at boot (mandos-client, password-agent), their
 #                             code caches, loader and koffi's native module;
 #                             all the initramfs takes (see 90mandos-ts)
 #   lib/mandos-ts/dist/       dist/src (ES modules) for the other programs,
 #                             with production node_modules beside it
-#   sbin/mandos{,-ctl,-keygen,-check} symbolic links to those launchers
+#   sbin/                     symbolic links to the launchers of the
+#                             programs not run at boot (mandos, mandos-ctl...)
 #   lib/systemd/system/       units/*.service, *.socket, *.path
 #   lib/systemd/system-generators/mandos-generator
 #   lib/dracut/modules.d/90mandos-ts/
@@ -57,7 +57,10 @@ esac
 
 [ -d "$repo/dist/src" ] && [ -d "$repo/dist/boot" ] ||
 	die "$repo/dist/src or dist/boot is missing: build first with \`npm run build\`"
-koffi_native=node_modules/@koromix/koffi-linux-x64
+# koffi's native package for the architecture of the node that runs the
+# programs (x64, arm64...), as scripts/bundle.ts takes for dist/boot.
+arch=$("$NODE" -p process.arch)
+koffi_native=node_modules/@koromix/koffi-linux-$arch
 [ -d "$repo/$koffi_native" ] ||
 	die "$repo/$koffi_native is missing: install the dependencies first (npm ci)"
 
@@ -65,15 +68,24 @@ dest=$DESTDIR$PREFIX
 libdir=$dest/lib/mandos-ts
 
 # Programs: launcher name -> folder under dist/src, or "boot" for the
-# programs that run from their bundle in dist/boot.
-declare -A programs=(
-	[mandos]=server
-	[mandos-client]=boot
-	[mandos-ctl]=ctl
-	[mandos-check]=check
-	[mandos-keygen]=keygen
-	[password-agent]=boot
-)
+# programs that run from their bundle in dist/boot. Read from bin/, so a
+# new launcher there is installed (and packaged) without editing this.
+declare -A programs=()
+for launcher in "$repo"/bin/*; do
+	name=${launcher##*/}
+	[ "$name" != package.json ] || continue
+	folder=$(sed -n -e 's#^import("\.\./dist/src/\([A-Za-z0-9_-]*\)/main\.js");$#\1#p' \
+		-e 's#^require("\.\./dist/boot/launch\.cjs")\.launch("'"$name"'");$#boot#p' "$launcher")
+	[ -n "$folder" ] ||
+		die "bin/$name launches neither dist/src/FOLDER/main.js nor its boot bundle"
+	programs[$name]=$folder
+done
+# The programs an administrator runs get a link in sbin; the boot
+# programs are run by the password agent and its unit only.
+sbin_programs=()
+for name in "${!programs[@]}"; do
+	[ "${programs[$name]}" = boot ] || sbin_programs+=("$name")
+done
 
 # --- Files of Debian packages -----------------------------------------
 # Every path this run writes or could shadow, for `dpkg-query -S`.
@@ -82,7 +94,7 @@ own_paths() {
 	for name in "${!programs[@]}" mandos-generator; do
 		echo "$libdir/$name"
 	done
-	for name in mandos mandos-ctl mandos-keygen mandos-check; do
+	for name in "${sbin_programs[@]}"; do
 		for dir in "$dest/sbin" /usr/sbin /sbin /usr/bin /bin; do echo "$dir/$name"; done
 	done
 	for name in "$repo"/units/*.service "$repo"/units/*.socket "$repo"/units/*.path; do
@@ -140,7 +152,7 @@ done
 
 # Production dependencies, as recorded in package-lock.json and present
 # in node_modules (skips dev-only and uninstalled optional packages).
-# Only linux-x64 of koffi's per-platform native packages is kept.
+# Of koffi's per-platform native packages, only this architecture's is kept.
 production_packages() {
 	"$NODE" -e '
 		const lock = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
@@ -151,25 +163,28 @@ production_packages() {
 while read -r package; do
 	case $package in
 	*/node_modules/*) continue ;; # copied with the package it is nested in
+	# Type declarations only (protobufjs lists @types/node among its
+	# dependencies): nothing loads them at run time.
+	node_modules/@types/*) continue ;;
 	node_modules/@koromix/koffi-*) [ "$package" = "$koffi_native" ] || continue ;;
-	node_modules/@types/*) continue ;; # declarations only (protobufjs lists @types/node)
 	esac
 	[ -d "$repo/$package" ] || continue
 	mkdir -p "$(dirname "$libdir/$package")"
 	cp -R "$repo/$package" "$libdir/$package"
 done < <(production_packages)
 
-# Prune what no program loads at run time: documentation, type
-# declarations, source maps, tests, examples, C++ sources and build
-# helpers, other libc builds and the browser builds of openpgp.
+# Prune what no program loads at run time: documentation, TypeScript
+# sources and type declarations, source maps, tests, examples, C++
+# sources and build helpers, other libc builds and the browser builds of
+# openpgp.
 modules=$libdir/node_modules
 find "$modules" \( -type d \( -name test -o -name tests -o -name example -o -name examples \
 	-o -name doc -o -name docs -o -name typings -o -name .github \) -prune -exec rm -rf {} + \)
-find "$modules" -type f \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \
+find "$modules" -type f \( -name '*.map' -o -name '*.ts' -o -name '*.mts' -o -name '*.cts' \
 	-o -name '*.md' -o -name '*.markdown' -o -name '.travis.yml' -o -name appveyor.yml \
 	-o -name .npmignore -o -name .yarnrc.yml -o -name 'tsconfig*.json' \) ! -iname 'licen[cs]e*' -delete
 rm -rf "$modules/koffi/vendor" "$modules/koffi/lib" "$modules/koffi/cnoke.cjs" \
-	"$modules/koffi/src/koffi/CMakeLists.txt" "$libdir/$koffi_native/musl_x64"
+	"$modules/koffi/src/koffi/CMakeLists.txt" "$libdir/$koffi_native/musl_$arch"
 find "$modules/koffi/src" -type f \( -name '*.cc' -o -name '*.hh' -o -name '*.inc' -o -name '*.def' \
 	-o -name '*.S' -o -name '*.asm' \) -delete
 if [ -d "$modules/openpgp/dist/node" ]; then
@@ -182,12 +197,12 @@ find "$modules" -depth -type d -empty -delete
 # Nothing in node_modules is run as a program; executable scripts there
 # would make dracut pull in their interpreters (#!/usr/bin/env node).
 find "$modules" -type f -perm /111 -exec chmod a-x {} +
-[ -f "$libdir/$koffi_native/linux_x64/koffi.node" ] ||
-	die "koffi's native module for linux-x64 is missing from $koffi_native"
+[ -f "$libdir/$koffi_native/linux_$arch/koffi.node" ] ||
+	die "koffi's native module for linux-$arch is missing from $koffi_native"
 
 # --- Launchers in sbin ------------------------------------------------
 mkdir -p "$dest/sbin"
-for program in mandos mandos-ctl mandos-keygen mandos-check; do
+for program in "${sbin_programs[@]}"; do
 	ln -sfn "../lib/mandos-ts/$program" "$dest/sbin/$program"
 done
 
