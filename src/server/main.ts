@@ -17,6 +17,7 @@ import { joinBus, type BusHandle } from "./bus.js";
 import { selfTest } from "./selftest.js";
 import { protectMemory } from "../sys/no-core.js";
 import { startZeroconf, type Announcement } from "./zeroconf.js";
+import type { EtcdStore } from "./fleet/etcd-store.js";
 import {
   activationSocket,
   giveUpRoot,
@@ -63,12 +64,13 @@ interface Running {
   listener: Listener | null;
   bus: BusHandle | null;
   announcement: Announcement | null;
+  fleet: EtcdStore | null;
   stopping: boolean;
 }
 
 /** From here on a signal stops the server cleanly, even mid-start-up. */
 function stopOnSignals(server: MandosServer, notify: Notifier, log: Logger): Running {
-  const running: Running = { listener: null, bus: null, announcement: null, stopping: false };
+  const running: Running = { listener: null, bus: null, announcement: null, fleet: null, stopping: false };
   const shutdown = async (why: string) => {
     if (running.stopping) return;
     running.stopping = true;
@@ -77,6 +79,7 @@ function stopOnSignals(server: MandosServer, notify: Notifier, log: Logger): Run
     server.stop();
     // A failed save was logged when it failed.
     await server.flushed().catch(() => {});
+    await running.fleet?.stop().catch(() => {});
     await running.announcement?.stop().catch(() => {});
     await running.listener?.close().catch(() => {});
     running.bus?.close();
@@ -91,10 +94,22 @@ async function serve(configdir: string, settings: ServerConfig, background: bool
   const statePath = join(settings.statedir, STATE_FILE);
   const restored = restoreState(configured, statePath, settings.restore, log);
   const { checkers, ready } = startCheckers(settings, configdir, log);
-  const server = new MandosServer(configured, restored.records, restored.removed, { log, checkers, statePath, dbusPaths: settings.useDbus });
+  // In a fleet, etcd keeps the state; the local file only seeds it (create-only).
+  // Loaded only for a fleet: etcd3 and gRPC take a while to load.
+  const fleet = settings.fleet
+    ? new (await import("./fleet/etcd-store.js")).EtcdStore({ config: settings.fleet, log, configSecret: (name) => configured.find((c) => c.name === name)?.secret })
+    : null;
+  const server = new MandosServer(configured, restored.records, restored.removed, {
+    log,
+    checkers,
+    statePath,
+    dbusPaths: settings.useDbus,
+    ...(fleet ? { store: fleet } : {}),
+  });
   const notify = systemdNotifier((m) => log.debug(m));
   const socketFd = settings.socket ?? activationSocket();
   const running = stopOnSignals(server, notify, log);
+  running.fleet = fleet;
   await ready;
 
   const listener = (running.listener = await listen(settings, socketFd, server, log));
@@ -104,7 +119,9 @@ async function serve(configdir: string, settings: ServerConfig, background: bool
   const problem = stateDirectoryProblem(settings.statedir);
   if (problem !== null) throw new Error(problem);
   removeLeftovers(statePath, log);
+  fleet?.attach(server);
   server.start();
+  await fleet?.start();
 
   if (settings.useDbus) running.bus = await joinBus(server, log);
   if (running.stopping) return;

@@ -25,11 +25,23 @@ export interface Checkers {
   killAll(): void;
 }
 
+/** Where changes are kept: the local state file, or a fleet's etcd (src/server/fleet/). */
+export interface StateStore {
+  /** Something changed: keep it soon (grouped, asynchronous). Never throws. */
+  request(): void;
+  /** Resolves once every change so far is kept; rejects with an error the D-Bus caller may see. */
+  flushed(): Promise<void>;
+  /** Why no secret may be served now (fail closed), or null. */
+  refusal?(): string | null;
+}
+
 export interface ServerOptions {
   log: Logger;
   checkers: Checkers;
   /** Where to save state, or null not to. */
   statePath: string | null;
+  /** Keeps state instead of the file at statePath. */
+  store?: StateStore;
   now?: () => number;
   random?: () => number;
   timers?: Timers;
@@ -73,7 +85,7 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
   private requestSeq = 0;
   private lastSaveError: string | null = null;
   private stopped = false;
-  private readonly writer: StateWriter | null;
+  private readonly writer: StateStore | null;
 
   constructor(
     configured: readonly ConfiguredClient[],
@@ -87,7 +99,8 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
     this.now = opts.now ?? Date.now;
     this.timers = opts.timers ?? realTimers;
     this.writer =
-      opts.statePath === null ? null : new StateWriter(opts.statePath, () => this.snapshotState(), (err) => this.reportSave(err));
+      opts.store ??
+      (opts.statePath === null ? null : new StateWriter(opts.statePath, () => this.snapshotState(), (err) => this.reportSave(err)));
     const paths = new Set<string>();
     for (const record of records) {
       let path = clientObjectPath(record.name);
@@ -228,6 +241,12 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
       return Promise.resolve(null);
     }
     if (req.signal.aborted || this.stopped) return Promise.resolve(null);
+    const refusal = this.writer?.refusal?.() ?? null;
+    if (refusal !== null) {
+      this.log.warning(`Not sending the secret of ${entry.model.name}: ${refusal}`);
+      this.dbus?.clientSignal(entry, { name: "Rejected", reason: refusal });
+      return Promise.resolve(null);
+    }
     return new Promise((resolve) => {
       const id = ++this.requestSeq;
       const onAbort = () => {
@@ -247,7 +266,8 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
     if (!w) return;
     this.waiting.delete(requestId);
     w.cleanup();
-    if (!granted) return w.resolve(null);
+    // A request that waited for approval may outlive the fleet's confirmed view.
+    if (!granted || (this.writer?.refusal?.() ?? null) !== null) return w.resolve(null);
     const entry = w.entry;
     // A copy for the connection, which wipes it whether it is sent or not.
     let done = false;

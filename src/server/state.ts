@@ -30,7 +30,7 @@ export interface ConfiguredClient extends ClientSettings {
 /** The clients.conf values a restart compares against (no secret). */
 type ConfigSnapshot = Omit<ConfiguredClient, "secret">;
 
-type StoredSecret = { source: "config" } | { source: "runtime"; salt: string; iv: string; tag: string; data: string };
+export type StoredSecret = { source: "config" } | { source: "runtime"; salt: string; iv: string; tag: string; data: string };
 
 interface StoredClient extends Omit<ClientRecord, "secret"> {
   secret: StoredSecret;
@@ -80,7 +80,7 @@ function secretKey(configSecret: Buffer, salt: Buffer): Buffer {
   return Buffer.from(hkdfSync("sha256", configSecret, salt, "mandos-ts runtime secret", 32));
 }
 
-function sealSecret(secret: Buffer, configSecret: Buffer): StoredSecret {
+export function sealSecret(secret: Buffer, configSecret: Buffer): StoredSecret {
   if (secret.equals(configSecret)) return { source: "config" };
   const salt = randomBytes(16);
   const iv = randomBytes(12);
@@ -98,7 +98,7 @@ function sealSecret(secret: Buffer, configSecret: Buffer): StoredSecret {
 }
 
 /** The stored secret, or null if it cannot be opened with this clients.conf secret. */
-function openSecret(stored: StoredSecret, configSecret: Buffer): Buffer | null {
+export function openSecret(stored: StoredSecret, configSecret: Buffer): Buffer | null {
   if (stored.source === "config") return Buffer.from(configSecret);
   try {
     const key = secretKey(configSecret, Buffer.from(stored.salt, "base64"));

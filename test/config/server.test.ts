@@ -33,6 +33,7 @@ const DEFAULTS: ServerConfig = {
   zeroconf: true,
   checkerUser: "nobody",
   maxConnectionsPerAddress: 64,
+  fleet: null,
 };
 
 test("Mandos's defaults, from an empty file", () => {
@@ -83,6 +84,7 @@ test("the man page's example with every option", () => {
     zeroconf: false,
     checkerUser: "mandos-checker",
     maxConnectionsPerAddress: 16,
+    fleet: null,
   } satisfies ServerConfig);
 });
 
