@@ -155,34 +155,30 @@ test("200 concurrent disables and enables from two servers: the final state is t
   const path = "/clients/toggled";
   try {
     const op = (conn: MessageBus, enable: boolean) => callServer(conn, path, CLIENT_INTERFACE, enable ? "Enable" : "Disable");
-    let lastB = true;
-    // Each server also changes a field of its own: a whole-record overwrite would lose the other's.
-    const loopA = (async () => {
-      for (let i = 0; i < 200; i++) {
-        await op(ca, Math.random() < 0.5);
-        await setClientProperty(ca, path, "Host", new Variant("s", `a-${i}`));
+    // Each server also sets a field of its own once, midway, while the other keeps writing:
+    // a server that wrote its whole, stale record would undo it.
+    const loop = async (conn: MessageBus, at: number, own: () => Promise<unknown>) => {
+      for (let i = 0; i < 200; i += 4) {
+        if (i === at) await own();
+        await Promise.all([0, 1, 2, 3].map(() => op(conn, Math.random() < 0.5)));
       }
-    })();
-    const loopB = (async () => {
-      for (let i = 0; i < 199; i++) {
-        lastB = Math.random() < 0.5;
-        await op(cb, lastB);
-        await setClientProperty(cb, path, "ExtendedTimeout", new Variant("t", 60_000 + i));
-      }
-    })();
-    await Promise.all([loopA, loopB]);
+    };
+    await Promise.all([
+      loop(ca, 100, () => setClientProperty(ca, path, "Host", new Variant("s", "set-by-a"))),
+      loop(cb, 120, () => setClientProperty(cb, path, "ExtendedTimeout", new Variant("t", 61_000))),
+    ]);
     // The last change, acknowledged after every other one.
-    lastB = Math.random() < 0.5;
-    await op(cb, lastB);
+    const last = Math.random() < 0.5;
+    await op(cb, last);
     const s = await stored("toggled");
-    assert.equal(s.enabled, lastB, "etcd holds the last acknowledged change");
-    assert.equal(s.host, "a-199", "A's last host survived B's writes");
-    assert.equal(s.extendedTimeoutMs, 60_198, "B's last extended timeout survived A's writes");
+    assert.equal(s.enabled, last, "etcd holds the last acknowledged change");
+    assert.equal(s.host, "set-by-a", "A's host survived B's writes");
+    assert.equal(s.extendedTimeoutMs, 61_000, "B's extended timeout survived A's writes");
     await sleep(1000);
     for (const m of fleet) {
       const t = (await shown(m)).toggled!;
-      assert.equal(t.Enabled, lastB, `${m.name} shows the last change`);
-      assert.equal(t.Host, "a-199");
+      assert.equal(t.Enabled, last, `${m.name} shows the last change`);
+      assert.equal(t.Host, "set-by-a");
     }
   } finally {
     ca.disconnect();
