@@ -2,6 +2,7 @@
 // latency at 1, 64 and 1,000 concurrent connections, for our server and for
 // Debian's mandos in the same run, plus the bare GnuTLS handshake cost as
 // the limit to compare against. Run: npm run bench:server
+// With --etcd (npm run bench:server -- --etcd): the fleet on etcd instead (fleet-load.ts).
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, chownSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,6 +15,7 @@ import { parseClientsConf } from "../src/config/index.js";
 import { unprivilegedIdentity } from "../src/server/privileges.js";
 import { startDebianServer } from "../test/helpers/debian-peer.js";
 import { runLoad, percentile, type LoadResult } from "./load-client.js";
+import { benchFleet } from "./fleet-load.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const LEVELS = [1, 64, 1000];
@@ -82,6 +84,12 @@ try {
   const expected = parseClientsConf(section, "section").clients[0]!.secret;
   const creds = Credentials.rawKey(readFileSync(join(keys, "tls-pubkey.pem")), readFileSync(join(keys, "tls-privkey.pem")));
 
+  if (process.argv.includes("--etcd")) {
+    await benchFleet(work, section, "fleet", creds, expected);
+    creds.dispose();
+    rmSync(work, { recursive: true, force: true });
+    process.exit(0); // the local-state benchmarks are the other mode
+  }
   const bare = await bareHandshakes(creds, 200);
   console.log(`bare GnuTLS handshake (both ends, one process): ${bare.toFixed(2)} ms CPU -> limit ~${(2000 / bare).toFixed(0)} handshakes/s on 2 cores`);
 

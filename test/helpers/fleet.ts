@@ -25,6 +25,8 @@ export interface FleetOptions {
   graceS?: number;
   leaseTtlS?: number;
   count?: number;
+  /** More mandos.conf lines. */
+  extra?: string;
 }
 
 export function fleetConf(o: Pick<FleetOptions, "cluster" | "prefix" | "graceS" | "leaseTtlS">): string {
@@ -43,7 +45,7 @@ export async function startFleet(o: FleetOptions): Promise<FleetMember[]> {
   const members: FleetMember[] = [];
   for (const name of names) {
     const bus = startBus(join(o.dir, `bus-${name}`));
-    const configDir = writeConfig(join(o.dir, `conf-${name}`), { clients: o.clients, port: 0, extra: fleetConf(o) });
+    const configDir = writeConfig(join(o.dir, `conf-${name}`), { clients: o.clients, port: 0, extra: fleetConf(o) + (o.extra ?? "") });
     const stateDir = serverWritableDir(join(o.dir, `state-${name}`));
     const start = () => startServer({ configDir, stateDir, env: bus.env });
     const member: FleetMember = {
