@@ -27,7 +27,7 @@ import type { FleetConfig } from "../../config/server.js";
 import type { ClientModel } from "../client-model.js";
 import type { StateStore } from "../server.js";
 import { openSecret, sealSecret, type StoredSecret } from "../state.js";
-import { encodeShared, mergeShared, parseShared, revertShared, sameShared, serializeShared, type SharedState } from "./shared.js";
+import { encodeShared, mergeShared, onlyExpiryBump, parseShared, revertShared, sameShared, serializeShared, type SharedState } from "./shared.js";
 import { checkerKey, parseKey, prefixEnd, refusalAt, stateKey } from "./view.js";
 
 /** A client of the server, as this store sees it (the server's ClientEntry). */
@@ -54,6 +54,9 @@ interface Slot {
   rev: number;
 }
 
+/** Timeout bumps from serving secrets are written at most this often per client. */
+const BUMP_BATCH_MS = 1000;
+
 /** Gives up a compare-and-swap after this many conflicts in a row. */
 const MAX_CONFLICTS = 50;
 
@@ -78,6 +81,9 @@ export class EtcdStore implements StateStore {
   private lease: Lease | null = null;
   private leaseId: string | null = null;
   private watcher: Watcher | null = null;
+  /** When each client's state was last written from here, for batching timeout bumps. */
+  private readonly lastWrite = new Map<string, number>();
+  private bumpTimer: NodeJS.Timeout | null = null;
   private confirmedAt: number | null = null;
   private refusing = false;
   private beatTimer: NodeJS.Timeout | null = null;
@@ -134,10 +140,14 @@ export class EtcdStore implements StateStore {
     if (this.confirmedAt === null) this.log.error(`etcd (${this.cfg.endpoints.join(", ")}) not reachable: serving no secrets until it is`);
   }
 
-  /** Stop: give up the checker locks (their lease) and disconnect. */
+  /** Stop: write timeout bumps still batched, give up the checker locks (their lease), disconnect. */
   async stop(): Promise<void> {
+    this.lastWrite.clear();
+    this.request();
+    await this.flushed().catch(() => {});
     this.stopped = true;
     if (this.beatTimer) clearTimeout(this.beatTimer);
+    if (this.bumpTimer) clearTimeout(this.bumpTimer);
     await this.watcher?.cancel().catch(() => {});
     await this.lease?.revoke().catch(() => {});
     this.client.close();
@@ -198,6 +208,9 @@ export class EtcdStore implements StateStore {
       if (!slot) return; // not seeded yet: the next beat seeds it
       const local = this.encode(c);
       if (sameShared(local, slot.value)) return;
+      const wait = (this.lastWrite.get(name) ?? -Infinity) + BUMP_BATCH_MS - this.now();
+      if (wait > 0 && onlyExpiryBump(slot.value, local)) return this.later(wait);
+      this.lastWrite.set(name, this.now());
       let res;
       try {
         res = await this.client
@@ -223,6 +236,15 @@ export class EtcdStore implements StateStore {
       this.receive(kv);
     }
     throw new NotCommitted(`etcd did not commit the change to ${name}: ${MAX_CONFLICTS} conflicting changes in a row`);
+  }
+
+  /** Write again after `ms` (one timer for every client waiting). */
+  private later(ms: number): void {
+    if (this.bumpTimer || this.stopped) return;
+    this.bumpTimer = setTimeout(() => {
+      this.bumpTimer = null;
+      this.request();
+    }, ms);
   }
 
   /** A change etcd did not take: back to the committed state (a disable stays). */

@@ -103,6 +103,15 @@ export function mergeShared(base: SharedState, local: SharedState, remote: Share
 }
 
 /**
+ * Whether `local` differs from `base` only by a later expiry: a timeout
+ * bump from serving a secret, which may wait to be batched with others.
+ */
+export function onlyExpiryBump(base: SharedState, local: SharedState): boolean {
+  if (base.expires === null || local.expires === null || local.expires <= base.expires) return false;
+  return sameShared({ ...local, expires: base.expires }, base);
+}
+
+/**
  * What to fall back to when a change could not be committed: the committed
  * state, except that a disable made here stays in effect (a server never
  * serves a client it was told to disable, and tries to commit it again).
