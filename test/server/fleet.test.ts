@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { Variant, type MessageBus } from "dbus-next";
 import type { Etcd3 } from "etcd3";
 import { requires, tempDir } from "../helpers/index.js";
-import { DEBIAN_CLIENT, debianPeerMissing } from "../helpers/debian-peer.js";
+import { DEBIAN_CLIENT, DEBIAN_SERVER, debianPeerMissing, startDebianServer } from "../helpers/debian-peer.js";
 import { etcdMissing, startEtcd, type EtcdCluster } from "../helpers/etcd.js";
 import { startFleet, stopFleet, type FleetMember } from "../helpers/fleet.js";
 import {
@@ -20,6 +20,7 @@ import {
   connectBus,
   ctl,
   fakeKeyId,
+  fetchSecret,
   makeKeys,
   setClientProperty,
   sleep,
@@ -116,6 +117,19 @@ async function refuses(m: FleetMember, k: ClientKeys, client: string, why: strin
   assert.equal(got, null, `${m.name} sent the secret of ${client}`);
   return count(m.server.output(), why) > before;
 }
+
+test("Debian's server ignores the etcd_* options of mandos.conf", { skip: skip || debianPeerMissing(DEBIAN_SERVER), timeout: 60_000 }, async () => {
+  const debian = await startDebianServer({
+    clientsConf: keys.section("one"),
+    serverConf: { etcd_endpoints: cluster.endpoints.join(" "), etcd_prefix: PREFIX, etcd_grace: "3s", etcd_lease_ttl: "2s", etcd_ca: "/nonexistent.pem" },
+  });
+  try {
+    const r = await fetchSecret(keys, debian.port);
+    assert.equal(r.stdout.toString(), "pw-one", r.stderr);
+  } finally {
+    await debian.stop();
+  }
+});
 
 test("a disable through Debian's mandos-ctl on A is enforced by B and C within 1 s; an enable on C makes A serve again", { skip, timeout: 120_000 }, async () => {
   const [a, b, c] = [member("A"), member("B"), member("C")];

@@ -20,8 +20,8 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { ConstantBackoff, noop } from "cockatiel";
-import { Etcd3, type IKeyValue, type Lease, type Watcher } from "etcd3";
+import { ConstantBackoff, handleWhen, noop, retry } from "cockatiel";
+import { Etcd3, isRecoverableError, type IKeyValue, type Lease, type Watcher } from "etcd3";
 import type { Logger } from "../../cli/log.js";
 import type { FleetConfig } from "../../config/server.js";
 import type { ClientModel } from "../client-model.js";
@@ -109,10 +109,11 @@ export class EtcdStore implements StateStore {
       // gRPC waits up to two minutes between reconnections by default: a member back must be used at once.
       grpcOptions: { "grpc.initial_reconnect_backoff_ms": 200, "grpc.max_reconnect_backoff_ms": 1000 },
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callMs }),
-      // Our own loop retries; a circuit breaker would keep a member that came back out of use.
+      // A call that fails on one member is tried again on others. No
+      // circuit breaker: it would keep a member that came back out of use.
       faultHandling: {
         host: () => noop,
-        global: noop,
+        global: retry(handleWhen(isRecoverableError), { maxAttempts: 2, backoff: new ConstantBackoff(0) }),
         // etcd3 calls next() of this backoff itself to start over.
         watchBackoff: new ConstantBackoff(500).next(),
       },
