@@ -65,6 +65,18 @@ export interface Approval {
   until: number;
 }
 
+/** The settings clients.conf gives and D-Bus may change at run time. */
+export const RUNTIME_SETTINGS = [
+  "host",
+  "checker",
+  "timeoutMs",
+  "extendedTimeoutMs",
+  "intervalMs",
+  "approvalDelayMs",
+  "approvalDurationMs",
+  "approvedByDefault",
+] as const;
+
 /** What servers of a fleet share about a client (see src/server/fleet/). */
 export const SHARED_FIELDS = [
   "enabled",
@@ -74,14 +86,7 @@ export const SHARED_FIELDS = [
   "lastCheckerSignal",
   "lastApprovalRequest",
   "expires",
-  "host",
-  "checker",
-  "timeoutMs",
-  "extendedTimeoutMs",
-  "intervalMs",
-  "approvalDelayMs",
-  "approvalDurationMs",
-  "approvedByDefault",
+  ...RUNTIME_SETTINGS,
 ] as const;
 
 export type SharedFields = Pick<ClientRecord, (typeof SHARED_FIELDS)[number]>;

@@ -15,7 +15,7 @@
 // (as in Mandos) only while its clients.conf section is unchanged.
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import type { ClientRecord, ClientSettings, LogLevel } from "./client-model.js";
+import { RUNTIME_SETTINGS, type ClientRecord, type ClientSettings, type LogLevel } from "./client-model.js";
 
 export const STATE_FILE = "clients.json";
 const FORMAT = "mandos-ts state";
@@ -50,19 +50,7 @@ export class StateFileError extends Error {
   override name = "StateFileError";
 }
 
-const SETTING_KEYS = [
-  "keyId",
-  "fingerprint",
-  "host",
-  "checker",
-  "timeoutMs",
-  "extendedTimeoutMs",
-  "intervalMs",
-  "approvalDelayMs",
-  "approvalDurationMs",
-  "approvedByDefault",
-  "enabled",
-] as const;
+const SETTING_KEYS = ["keyId", "fingerprint", ...RUNTIME_SETTINGS, "enabled"] as const;
 
 function snapshot(c: ConfiguredClient): ConfigSnapshot {
   const out: Record<string, unknown> = { name: c.name };

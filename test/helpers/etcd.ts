@@ -10,28 +10,16 @@
 // killed or restarted is noticed in well under a second.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { Etcd3 } from "etcd3";
 import { requires } from "./index.js";
+import { freePort } from "./server.js";
 
 export const ETCD = "/usr/bin/etcd";
 export const ETCDCTL = "/usr/bin/etcdctl";
 
 /** Reason to skip without Debian's etcd packages. */
 export const etcdMissing = (): string | false => requires({ files: [ETCD, ETCDCTL] });
-
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen({ host: "127.0.0.1", port: 0 }, () => {
-      const a = s.address();
-      const port = typeof a === "object" && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface Member {
   name: string;
@@ -63,8 +51,8 @@ export async function startEtcd(dir: string, size = 3): Promise<EtcdCluster> {
   for (let i = 0; i < size; i++) {
     members.push({
       name: `m${i}`,
-      clientUrl: `http://127.0.0.1:${await freeLoopbackPort()}`,
-      peerUrl: `http://127.0.0.1:${await freeLoopbackPort()}`,
+      clientUrl: `http://127.0.0.1:${await freePort("127.0.0.1")}`,
+      peerUrl: `http://127.0.0.1:${await freePort("127.0.0.1")}`,
       dataDir: join(dir, `m${i}`),
       proc: null,
       log: "",

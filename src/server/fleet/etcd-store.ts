@@ -25,6 +25,7 @@ import { Etcd3, isRecoverableError, type IKeyValue, type Lease, type Watcher } f
 import type { Logger } from "../../cli/log.js";
 import type { FleetConfig } from "../../config/server.js";
 import type { ClientModel } from "../client-model.js";
+import { GroupCommit } from "../group-commit.js";
 import type { StateStore } from "../server.js";
 import { openSecret, sealSecret, type StoredSecret } from "../state.js";
 import { encodeShared, mergeShared, onlyExpiryBump, parseShared, revertShared, sameShared, serializeShared, type SharedState } from "./shared.js";
@@ -88,10 +89,7 @@ export class EtcdStore implements StateStore {
   private refusing = false;
   private beatTimer: NodeJS.Timeout | null = null;
   private stopped = false;
-  // Group commit, as in StateWriter.
-  private dirty = false;
-  private running = false;
-  private waitingForNext: { resolve(): void; reject(err: Error): void }[] = [];
+  private readonly group = new GroupCommit(() => this.writeAll());
 
   constructor(private readonly opts: FleetStoreOptions) {
     this.cfg = opts.config;
@@ -157,34 +155,18 @@ export class EtcdStore implements StateStore {
   // ---- Writing ------------------------------------------------------------
 
   request(): void {
-    this.dirty = true;
-    if (!this.running) {
-      this.running = true;
-      setImmediate(() => void this.run());
-    }
+    this.group.request();
   }
 
   flushed(): Promise<void> {
-    if (!this.dirty && !this.running) return Promise.resolve();
-    return new Promise((resolve, reject) => this.waitingForNext.push({ resolve, reject }));
+    return this.group.flushed();
   }
 
-  private async run(): Promise<void> {
-    while (this.dirty) {
-      this.dirty = false;
-      const waiting = this.waitingForNext;
-      this.waitingForNext = [];
-      let failure: Error | null = null;
-      if (this.server && !this.stopped) {
-        const writes = [...this.server.clients()].map((c) => this.write(c));
-        for (const r of await Promise.allSettled(writes)) if (r.status === "rejected") failure ??= r.reason as Error;
-      }
-      for (const w of waiting) {
-        if (failure) w.reject(failure);
-        else w.resolve();
-      }
-    }
-    this.running = false;
+  /** One round: every client's uncommitted change, each its own transaction. */
+  private async writeAll(): Promise<void> {
+    if (!this.server || this.stopped) return;
+    const writes = [...this.server.clients()].map((c) => this.write(c));
+    for (const r of await Promise.allSettled(writes)) if (r.status === "rejected") throw r.reason;
   }
 
   private sealed(name: string, secret: Buffer): StoredSecret {
