@@ -9,7 +9,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Variant, type MessageBus } from "dbus-next";
+import { Message, Variant, type MessageBus } from "dbus-next";
 import type { Etcd3 } from "etcd3";
 import { requires, tempDir } from "../helpers/index.js";
 import { DEBIAN_CLIENT, DEBIAN_SERVER, debianPeerMissing, startDebianServer } from "../helpers/debian-peer.js";
@@ -98,6 +98,33 @@ async function shown(m: FleetMember): Promise<Record<string, Record<string, unkn
 
 const count = (text: string, s: string) => text.split(s).length - 1;
 
+interface Seen {
+  path: string;
+  member: string;
+  body: unknown[];
+}
+
+/** Every signal `m`'s server sends on its bus from now on, as mandos-monitor would see them. */
+async function signalsOf(m: FleetMember): Promise<{ seen: Seen[]; close(): void }> {
+  const conn = await connectBus(m.bus);
+  await conn.call(
+    new Message({ destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus", member: "AddMatch", signature: "s", body: ["type='signal'"] }),
+  );
+  const seen: Seen[] = [];
+  conn.on("message", (msg: Message) => {
+    if (msg.type === 4 /* SIGNAL */ && msg.sender !== "org.freedesktop.DBus") seen.push({ path: msg.path, member: msg.member, body: msg.body });
+  });
+  return { seen, close: () => conn.disconnect() };
+}
+
+/** A PropertiesChanged of a client's Enabled to `value`. */
+const enabledChanged = (seen: Seen[], client: string, value: boolean) =>
+  seen.some((s) => {
+    if (s.path !== `/clients/${client}` || s.member !== "PropertiesChanged") return false;
+    const changed = s.body[1] as Record<string, { value: unknown }>;
+    return changed.Enabled?.value === value;
+  });
+
 /**
  * A real handshake by Debian's client with `m`, given `ms`: the password,
  * or null when the server refused (it logs why, once per handshake).
@@ -134,10 +161,14 @@ test("Debian's server ignores the etcd_* options of mandos.conf", { skip: skip |
 test("a disable through Debian's mandos-ctl on A is enforced by B and C within 1 s; an enable on C makes A serve again", { skip, timeout: 120_000 }, async () => {
   const [a, b, c] = [member("A"), member("B"), member("C")];
   assert.equal(await tryFetch(b, keys), "pw-one", "B serves at first");
+  const [sb, sc] = await Promise.all([signalsOf(b), signalsOf(c)]);
   const r = await ctl("debian", ["--disable", "one"], a.bus.env);
   assert.equal(r.code, 0, r.stderr);
   const acked = Date.now();
   await sleep(1000 - (Date.now() - acked));
+  assert.ok(enabledChanged(sb.seen, "one", false) && enabledChanged(sc.seen, "one", false), "B and C signalled Enabled = false within 1 s");
+  sb.close();
+  sc.close();
   const [rb, rc] = await Promise.all([refuses(b, keys, "one", "Client one is disabled"), refuses(c, keys, "one", "Client one is disabled")]);
   assert.ok(rb && rc, "B and C turned the handshake away as disabled");
   assert.equal((await ctl("debian", ["-V", "one"], b.bus.env)).code, 1, "Debian's mandos-ctl on B shows it disabled");
@@ -260,14 +291,20 @@ test("without etcd quorum past the grace period every server stops serving; with
     await Promise.all([cluster.kill(1), cluster.kill(2)]);
     await assert.rejects(setClientProperty(conn, "/clients/toggled", "Host", new Variant("s", "during-outage")), "not acknowledged without quorum");
     await sleep(GRACE_S * 1000 + 1500 - (Date.now() - lost));
+    const watching = await Promise.all(fleet.map(signalsOf));
     const refused = await Promise.all(fleet.map((m) => refuses(m, keys, "one", "Not sending the secret of one")));
     assert.deepEqual(refused, [true, true, true], "every server refused for want of quorum");
+    for (const w of watching) {
+      w.close();
+      const reasons = w.seen.filter((x) => x.path === "/clients/one" && x.member === "Rejected").map((x) => String(x.body[0]));
+      assert.ok(reasons.some((t) => /^no etcd quorum for \d+ s/.test(t)), `said over D-Bus: ${reasons.join(" | ")}`);
+    }
     for (const m of fleet) assert.match(m.server.output(), /Serving no secrets: no etcd quorum/);
 
     await Promise.all([0, 1, 2].map((i) => cluster.restart(i)));
     await cluster.ready();
-    await waitFor("the fleet to serve again", async () => (await tryFetch(member("C"), keys)) === "pw-one", 20_000);
-    for (const m of fleet) assert.equal(await tryFetch(m, keys), "pw-one", `${m.name} serves again`);
+    // Each server resynchronises at its own next read of etcd.
+    for (const m of fleet) await waitFor(`${m.name} to serve again`, async () => (await tryFetch(m, keys)) === "pw-one", 20_000);
     assert.equal((await stored("toggled")).host, "before-outage", "the acknowledged change is in etcd");
     for (const m of fleet) assert.equal((await shown(m)).toggled!.Host, "before-outage", `${m.name} shows it`);
   } finally {
