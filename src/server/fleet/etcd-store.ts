@@ -202,8 +202,8 @@ export class EtcdStore implements StateStore {
           .else(this.client.get(key))
           .commit();
       } catch (err) {
-        this.undo(c, local);
-        throw new NotCommitted(`etcd did not commit the change to ${name}: ${etcdError(err)}`);
+        const kept = this.undo(c, local);
+        throw new NotCommitted(`etcd did not commit the change to ${name}: ${etcdError(err)} (${kept ? "the disable stays in effect here and is retried" : "undone"})`);
       }
       if (res.succeeded) {
         const rev = Number(res.header.revision);
@@ -230,10 +230,13 @@ export class EtcdStore implements StateStore {
     }, ms);
   }
 
-  /** A change etcd did not take: back to the committed state (a disable stays). */
-  private undo(c: FleetClient, local: SharedState): void {
+  /** A change etcd did not take: back to the committed state. Whether a disable stays. */
+  private undo(c: FleetClient, local: SharedState): boolean {
     const slot = this.slots.get(c.model.name);
-    if (slot) this.adopt(c, revertShared(slot.value, local));
+    if (!slot) return false;
+    const reverted = revertShared(slot.value, local);
+    this.adopt(c, reverted);
+    return reverted.enabled !== slot.value.enabled;
   }
 
   // ---- Reading --------------------------------------------------------------
