@@ -14,7 +14,7 @@ import type { Etcd3 } from "etcd3";
 import { requires, tempDir } from "../helpers/index.js";
 import { DEBIAN_CLIENT, DEBIAN_SERVER, debianPeerMissing, startDebianServer } from "../helpers/debian-peer.js";
 import { etcdMissing, startEtcd, type EtcdCluster } from "../helpers/etcd.js";
-import { startFleet, stopFleet, type FleetMember } from "../helpers/fleet.js";
+import { fleetConf, startFleet, stopFleet, type FleetMember } from "../helpers/fleet.js";
 import {
   callServer,
   connectBus,
@@ -22,6 +22,10 @@ import {
   fakeKeyId,
   fetchSecret,
   makeKeys,
+  serverWritableDir,
+  startBus,
+  startServer,
+  writeConfig,
   setClientProperty,
   sleep,
   startFetch,
@@ -313,5 +317,47 @@ test("without etcd quorum past the grace period every server stops serving; with
     for (const m of fleet) assert.equal((await shown(m)).toggled!.Host, "before-outage", `${m.name} shows it`);
   } finally {
     conn.disconnect();
+  }
+});
+
+test("migration: the first server seeds etcd from its state file, create-only; a second one takes etcd's state", { skip, timeout: 90_000 }, async () => {
+  const prefix = "/mandos-fleet-migration/";
+  const clients = `[local]\nhost = local.example\nkey_id = ${fakeKeyId(9)}\nsecret = aGVsbG8=\nchecker = true\n`;
+  const bus = startBus(join(dir.path, "migration-bus"));
+  const stateX = serverWritableDir(join(dir.path, "migration-state-x"));
+  const stateY = serverWritableDir(join(dir.path, "migration-state-y"));
+  try {
+    // On local state: disabled, and a host set over D-Bus.
+    const local = writeConfig(join(dir.path, "migration-local"), { clients, port: 0 });
+    let server = await startServer({ configDir: local, stateDir: stateX, env: bus.env });
+    const conn = await connectBus(bus);
+    await callServer(conn, "/clients/local", CLIENT_INTERFACE, "Disable");
+    await setClientProperty(conn, "/clients/local", "Host", new Variant("s", "from-state-file.example"));
+    conn.disconnect();
+    await server.stop();
+
+    const fleetDir = writeConfig(join(dir.path, "migration-fleet"), { clients, port: 0, extra: fleetConf({ cluster, prefix }) });
+    server = await startServer({ configDir: fleetDir, stateDir: stateX, env: bus.env });
+    await server.stop();
+    const key = `${prefix}clients/local`;
+    const seeded = (await etcd.get(key).exec()).kvs[0]!;
+    const value = JSON.parse(seeded.value.toString()) as Record<string, unknown>;
+    assert.equal(value.enabled, false);
+    assert.equal(value.host, "from-state-file.example");
+
+    // A server with a fresh state file (the client enabled) does not overwrite it.
+    server = await startServer({ configDir: fleetDir, stateDir: stateY, env: bus.env });
+    try {
+      const shownY = JSON.parse((await ctl("debian", ["-j"], bus.env)).stdout.toString()) as Record<string, Record<string, unknown>>;
+      assert.equal(shownY.local!.Enabled, false, "the second server shows etcd's state");
+      assert.equal(shownY.local!.Host, "from-state-file.example");
+      const now = (await etcd.get(key).exec()).kvs[0]!;
+      assert.equal(now.mod_revision, seeded.mod_revision, "not written again");
+      assert.equal(now.create_revision, seeded.create_revision);
+    } finally {
+      await server.stop();
+    }
+  } finally {
+    bus.stop();
   }
 });
