@@ -75,7 +75,8 @@ before(async () => {
     `approval_delay = PT30S\napproved_by_default = False\n\n` +
     `[checked]\nhost = checked.example\nkey_id = ${fakeKeyId(1)}\nsecret = aGVsbG8=\nchecker = ${checker}\ninterval = PT1S\n\n` +
     `[toggled]\nhost = toggled.example\nkey_id = ${fakeKeyId(2)}\nsecret = aGVsbG8=\n\n` +
-    `[acked]\nhost = acked.example\nkey_id = ${fakeKeyId(3)}\nsecret = aGVsbG8=\n`;
+    `[acked]\nhost = acked.example\nkey_id = ${fakeKeyId(3)}\nsecret = aGVsbG8=\n\n` +
+    `[expiring]\nhost = expiring.example\nkey_id = ${fakeKeyId(4)}\nsecret = aGVsbG8=\nchecker = false\ninterval = PT1S\ntimeout = PT3S\n`;
   fleet = await startFleet({ cluster, dir: join(dir.path, "fleet"), clients, prefix: PREFIX, graceS: GRACE_S, leaseTtlS: TTL_S });
 });
 
@@ -148,6 +149,16 @@ async function refuses(m: FleetMember, k: ClientKeys, client: string, why: strin
   assert.equal(got, null, `${m.name} sent the secret of ${client}`);
   return count(m.server.output(), why) > before;
 }
+
+test("a timeout is decided once, by the server running the checker, and every server shows the client disabled", { skip, timeout: 60_000 }, async () => {
+  await waitFor("every server to show expiring disabled", async () => {
+    for (const m of fleet) if ((await shown(m)).expiring!.Enabled !== false) return false;
+    return true;
+  }, 20_000);
+  const decided = fleet.filter((m) => m.server.output().includes("Disabling client expiring: timeout passed"));
+  assert.equal(decided.length, 1, `decided by ${decided.map((m) => m.name).join(", ") || "none"}`);
+  assert.equal((await stored("expiring")).enabled, false);
+});
 
 test("Debian's server ignores the etcd_* options of mandos.conf", { skip: skip || debianPeerMissing(DEBIAN_SERVER), timeout: 60_000 }, async () => {
   const debian = await startDebianServer({
