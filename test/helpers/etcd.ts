@@ -40,6 +40,8 @@ export interface EtcdCluster {
   client(): Etcd3;
   /** Resolves once a write through the cluster succeeds. */
   ready(timeoutMs?: number): Promise<void>;
+  /** Process ids of the running members. */
+  pids(): number[];
   /** What each member logged, for failure messages. */
   logs(): string;
   stop(): Promise<void>;
@@ -125,6 +127,7 @@ export async function startEtcd(dir: string, size = 3): Promise<EtcdCluster> {
         c.close();
       }
     },
+    pids: () => members.flatMap((m) => (m.proc?.pid ? [m.proc.pid] : [])),
     logs: () => members.map((m) => `--- ${m.name}\n${m.log}`).join("\n"),
     stop: async () => {
       for (const c of clients) c.close();
