@@ -15,7 +15,7 @@ export interface LoadResult {
   firstError: string | null;
 }
 
-function one(port: number, creds: Credentials, expected: Buffer, deadlineMs: number): Promise<number> {
+export function one(port: number, creds: Credentials, expected: Buffer, deadlineMs: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const socket = net.connect({ host: "::1", port });
@@ -46,9 +46,12 @@ function one(port: number, creds: Credentials, expected: Buffer, deadlineMs: num
   });
 }
 
-/** `requests` fetches with at most `concurrency` in flight, all within `budgetMs`. */
+/**
+ * `requests` fetches with at most `concurrency` in flight, all within
+ * `budgetMs`; spread over several servers' ports in turn if given more than one.
+ */
 export async function runLoad(
-  port: number,
+  port: number | readonly number[],
   creds: Credentials,
   expected: Buffer,
   concurrency: number,
@@ -61,11 +64,13 @@ export async function runLoad(
   let firstError: string | null = null;
   let next = 0;
   const started = performance.now();
+  const ports = typeof port === "number" ? [port] : port;
   const lane = async () => {
     while (next < requests && Date.now() < deadline) {
+      const target = ports[next % ports.length]!;
       next++;
       try {
-        latenciesMs.push(await one(port, creds, expected, deadline));
+        latenciesMs.push(await one(target, creds, expected, deadline));
       } catch (err) {
         failed++;
         firstError ??= (err as Error).message;

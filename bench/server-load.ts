@@ -3,7 +3,8 @@
 // Debian's mandos in the same run, plus the bare GnuTLS handshake cost as
 // the limit to compare against; and the cost of metrics (metrics_address)
 // on the hot path, on against off. Run: npm run bench:server
-// (`node dist/bench/server-load.js metrics` measures only the metrics cost)
+// (`node dist/bench/server-load.js metrics` measures only the metrics cost;
+// with --etcd, npm run bench:server -- --etcd, the fleet on etcd instead: fleet-load.ts)
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, chownSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,6 +19,7 @@ import { startDebianServer } from "../test/helpers/debian-peer.js";
 import { runLoad, percentile, type LoadResult } from "./load-client.js";
 import { median } from "./common.js";
 import { createMetrics } from "../src/server/metrics.js";
+import { benchFleet } from "./fleet-load.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const LEVELS = [1, 64, 1000];
@@ -163,7 +165,7 @@ async function startOurs(dir: string): Promise<{ port: number; child: ChildProce
 }
 
 /** Our server and Debian's at 1, 64 and 1,000 concurrent, then metrics on against off. */
-async function fleet(work: string, section: string, creds: Credentials, expected: Buffer): Promise<void> {
+async function localState(work: string, section: string, creds: Credentials, expected: Buffer): Promise<void> {
   const bare = await bareHandshakes(creds, 200);
   console.log(`bare GnuTLS handshake (both ends, one process): ${bare.toFixed(2)} ms CPU -> limit ~${(2000 / bare).toFixed(0)} handshakes/s on 2 cores`);
 
@@ -214,7 +216,8 @@ try {
   const expected = parseClientsConf(section, "section").clients[0]!.secret;
   const creds = Credentials.rawKey(readFileSync(join(keys, "tls-pubkey.pem")), readFileSync(join(keys, "tls-privkey.pem")));
 
-  await (ONLY_METRICS ? metricsCost(work, section, creds, expected) : fleet(work, section, creds, expected));
+  if (process.argv.includes("--etcd")) await benchFleet(work, section, "fleet", creds, expected);
+  else await (ONLY_METRICS ? metricsCost : localState)(work, section, creds, expected);
   creds.dispose();
 } finally {
   rmSync(work, { recursive: true, force: true });

@@ -7,6 +7,7 @@
 import { DEFAULT_SECTION, interpolate, parseBoolean, parseIni, parsePythonInt } from "./configparser.js";
 import { ConfigError, describeIoError, locate, quote } from "./errors.js";
 import { readConfigText } from "./text.js";
+import { parseDuration } from "./duration.js";
 
 export interface ServerConfig {
   /** Network interface to use, or null for all. */
@@ -37,6 +38,8 @@ export interface ServerConfig {
   maxConnectionsPerAddress: number;
   /** Where to serve Prometheus metrics over HTTP (metrics_address), or null: off. */
   metricsAddress: HostPort | null;
+  /** Fleet state in etcd (etcd_* options), or null for the local state file. */
+  fleet: FleetConfig | null;
 }
 
 export interface HostPort {
@@ -49,6 +52,22 @@ export function parseHostPort(text: string): HostPort | null {
   const m = /^\[([^\[\]]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:[\]\s]+):(\d{1,5})$/.exec(text);
   if (!m || Number(m[2]) > 65535) return null;
   return { host: m[1]!, port: Number(m[2]) };
+}
+
+/** Shared client state in etcd, from mandos.conf's etcd_* options. */
+export interface FleetConfig {
+  /** URLs such as "https://10.0.0.1:2379". */
+  endpoints: string[];
+  /** Key prefix, ending in "/". */
+  prefix: string;
+  /** PEM files for TLS to etcd, or null. */
+  ca: string | null;
+  cert: string | null;
+  key: string | null;
+  /** How long a server without etcd quorum keeps serving from its last confirmed view. */
+  graceMs: number;
+  /** TTL of this server's lease: a dead server's checkers move on within it. */
+  leaseTtlMs: number;
 }
 
 /** Connections the server holds open at once, from all addresses together. */
@@ -76,6 +95,13 @@ export const SERVER_DEFAULTS: Readonly<Record<string, string>> = {
   checker_user: "nobody",
   max_connections_per_address: "64",
   metrics_address: "",
+  etcd_endpoints: "",
+  etcd_prefix: "/mandos/",
+  etcd_ca: "",
+  etcd_cert: "",
+  etcd_key: "",
+  etcd_grace: "10s",
+  etcd_lease_ttl: "5s",
 };
 
 export function parseServerConf(text: string, fileName: string): ServerConfig {
@@ -145,9 +171,36 @@ export function parseServerConf(text: string, fileName: string): ServerConfig {
     checkerUser: rawValue("checker_user"),
     maxConnectionsPerAddress: count("max_connections_per_address", 1, MAX_CONNECTIONS),
     metricsAddress: optional("metrics_address") === null ? null : parseHostPort(rawValue("metrics_address")),
+    fleet: null,
   };
   if (rawValue("metrics_address") !== "" && config.metricsAddress === null) {
     problems.push(`${where("metrics_address")}: must be HOST:PORT, such as [::1]:9797, not ${quote(rawValue("metrics_address"))}`);
+  }
+  const endpoints = rawValue("etcd_endpoints").split(/[\s,]+/).filter((e) => e !== "");
+  if (endpoints.length > 0) {
+    const seconds = (key: string): number => {
+      try {
+        const ms = parseDuration(rawValue(key));
+        if (ms >= 1000) return ms;
+        problems.push(`${where(key)}: must be at least one second`);
+      } catch (err) {
+        problems.push(`${where(key)}: ${(err as Error).message}`);
+      }
+      return 1000;
+    };
+    for (const e of endpoints) if (!/^https?:\/\/[^/]+$/.test(e)) problems.push(`${where("etcd_endpoints")}: not an http:// or https:// URL: ${quote(e)}`);
+    const prefix = rawValue("etcd_prefix");
+    if (!prefix.endsWith("/")) problems.push(`${where("etcd_prefix")}: must end with "/"`);
+    config.fleet = {
+      endpoints,
+      prefix,
+      ca: optional("etcd_ca"),
+      cert: optional("etcd_cert"),
+      key: optional("etcd_key"),
+      graceMs: seconds("etcd_grace"),
+      leaseTtlMs: seconds("etcd_lease_ttl"),
+    };
+    if ((config.fleet.cert === null) !== (config.fleet.key === null)) problems.push(`${where("etcd_cert")}: etcd_cert and etcd_key go together`);
   }
   if (config.checkerUser === "") problems.push(`${where("checker_user")}: must name a user`);
   if (problems.length > 0) {

@@ -7,6 +7,7 @@ import type { Logger } from "../cli/log.js";
 import { BUS_NAME, MandosDBus, OLD_BUS_NAME } from "./dbus-api.js";
 import { DBusService, DBUS_ERRORS, ServiceError } from "./dbus-service.js";
 import type { MandosServer } from "./server.js";
+import { StateSaveError } from "./state-writer.js";
 
 export interface BusHandle {
   bus: MessageBus;
@@ -31,7 +32,9 @@ function connected(bus: MessageBus, timeoutMs: number): Promise<void> {
 /** A change is acknowledged only once saved; a failed save is the caller's error (already logged once). */
 function durable(server: MandosServer): Promise<void> {
   return server.flushed().catch((err: unknown) => {
-    throw new ServiceError(DBUS_ERRORS.failed, `${(err as Error).message} (the change is in effect but not saved)`);
+    // A fleet's store says itself what became of the change.
+    const note = err instanceof StateSaveError ? " (the change is in effect but not saved)" : "";
+    throw new ServiceError(DBUS_ERRORS.failed, `${(err as Error).message}${note}`);
   });
 }
 

@@ -60,6 +60,45 @@ export interface ClientRecord extends ClientSettings {
 
 export type CheckerResult = { code: number } | { signal: number };
 
+/** The last Approve(b): its answer and until when (epoch ms) it holds. */
+export interface Approval {
+  value: boolean;
+  until: number;
+}
+
+/** The settings clients.conf gives and D-Bus may change at run time. */
+export const RUNTIME_SETTINGS = [
+  "host",
+  "checker",
+  "timeoutMs",
+  "extendedTimeoutMs",
+  "intervalMs",
+  "approvalDelayMs",
+  "approvalDurationMs",
+  "approvedByDefault",
+] as const;
+
+/** What servers of a fleet share about a client (see src/server/fleet/). */
+export const SHARED_FIELDS = [
+  "enabled",
+  "lastEnabled",
+  "lastCheckedOK",
+  "lastCheckerStatus",
+  "lastCheckerSignal",
+  "lastApprovalRequest",
+  "expires",
+  ...RUNTIME_SETTINGS,
+] as const;
+
+export type SharedFields = Pick<ClientRecord, (typeof SHARED_FIELDS)[number]>;
+
+/** State decided elsewhere in the fleet, for adopt(). */
+export interface AdoptedState extends SharedFields {
+  approval: Approval | null;
+  /** null: keep the secret as it is. */
+  secret: Buffer | null;
+}
+
 export type ClientSignal =
   | { name: "CheckerStarted"; command: string }
   | { name: "CheckerCompleted"; exitCode: number; waitStatus: number; command: string }
@@ -105,6 +144,9 @@ export class ClientModel {
   /** Mandos's "approved": true/false for approval_duration after Approve(), else null. */
   private approved: boolean | null = null;
   private approvalResets: number[] = [];
+  private lastApproval: Approval | null = null;
+  /** Whether this server runs the checker and decides timeouts (in a fleet, only one does). */
+  private checking = true;
   private requests = new Map<number, PendingRequest>();
   private approvalsPending = 0;
   private effects: Effect[] = [];
@@ -133,6 +175,14 @@ export class ClientModel {
     return this.nextCheckerAt;
   }
 
+  /** The last Approve(b), for the other servers of a fleet. */
+  get approval(): Approval | null {
+    return this.lastApproval;
+  }
+  get holdsChecker(): boolean {
+    return this.checking;
+  }
+
   /** Effects produced since the last call, in order. */
   takeEffects(): Effect[] {
     const out = this.effects;
@@ -144,7 +194,7 @@ export class ClientModel {
   nextDeadline(): number | null {
     const times: number[] = [...this.approvalResets];
     for (const req of this.requests.values()) times.push(req.deadline);
-    if (this.record.enabled) {
+    if (this.record.enabled && this.checking) {
       if (this.record.expires !== null) times.push(this.record.expires);
       if (this.nextCheckerAt !== null) times.push(this.nextCheckerAt);
     }
@@ -155,7 +205,7 @@ export class ClientModel {
 
   /** Server start: an enabled client's first checker at a random point in its interval. */
   startup(now: number): void {
-    if (this.record.enabled) this.initChecker(now, true);
+    if (this.record.enabled && this.checking) this.initChecker(now, true);
   }
 
   /** Run whatever timers are due at `now`. */
@@ -166,6 +216,7 @@ export class ClientModel {
       this.approved = null;
     }
     const r = this.record;
+    if (!this.checking) return this.settle(now);
     if (r.enabled && r.expires !== null && now >= r.expires) {
       this.log("info", `Disabling client ${r.name}: timeout passed`, { kind: "disabled_by_timeout", client: r.name });
       this.disable(now);
@@ -291,8 +342,55 @@ export class ClientModel {
 
   /** Approve(b): answers waiting requests, and any new ones for approval_duration. */
   approve(now: number, value: boolean): void {
-    this.approved = value;
-    this.approvalResets.push(now + this.record.approvalDurationMs);
+    this.takeApproval({ value, until: now + this.record.approvalDurationMs });
+    this.settle(now);
+  }
+
+  private takeApproval(a: Approval): void {
+    this.lastApproval = a;
+    this.approved = a.value;
+    this.approvalResets.push(a.until);
+  }
+
+  /**
+   * In a fleet: this server now runs (or no longer runs) the checker and
+   * decides timeouts. A server taking over checks soon, and keeps the
+   * expiry the previous holder set.
+   */
+  setChecking(now: number, on: boolean): void {
+    if (on === this.checking) return;
+    this.checking = on;
+    if (!on) {
+      this.stopChecker();
+      this.nextCheckerAt = null;
+    } else if (this.record.enabled) {
+      this.nextCheckerAt = now + Math.floor(this.random() * Math.min(this.record.intervalMs, MIN_CHECKER_PERIOD_MS));
+      this.nextCheckerRandomized = false;
+    }
+    this.settle(now);
+  }
+
+  /**
+   * Take state another server of the fleet committed: enabling, disabling
+   * and approving as if done here (so waiting requests are decided), the
+   * rest as given.
+   */
+  adopt(now: number, s: AdoptedState): void {
+    const r = this.record;
+    const wasEnabled = r.enabled;
+    const oldInterval = r.intervalMs;
+    if (wasEnabled && !s.enabled) this.disable(now);
+    for (const k of SHARED_FIELDS) (r as unknown as Record<string, unknown>)[k] = s[k];
+    if (s.secret !== null && !s.secret.equals(r.secret)) this.setSecret(s.secret);
+    if (this.checking && r.enabled && (!wasEnabled || oldInterval !== r.intervalMs)) {
+      this.nextCheckerAt = now + Math.max(r.intervalMs, MIN_CHECKER_PERIOD_MS);
+      this.nextCheckerRandomized = false;
+    }
+    const a = s.approval;
+    if (a !== null && (this.lastApproval?.value !== a.value || this.lastApproval.until !== a.until)) {
+      if (a.until > now) this.takeApproval(a);
+      else this.lastApproval = a;
+    }
     this.settle(now);
   }
 
@@ -341,6 +439,7 @@ export class ClientModel {
 
   private runChecker(): void {
     if (this.checkerId !== null) return; // never two at once: let the slow one finish
+    if (!this.checking) return; // another server of the fleet checks this client
     const r = this.record;
     let command: string;
     try {

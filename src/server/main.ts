@@ -19,6 +19,7 @@ import { protectMemory } from "../sys/no-core.js";
 import { startZeroconf, type Announcement } from "./zeroconf.js";
 import { adjustableLogger, onHangup, reload, type AdjustableLogger, type ReloadTarget } from "./reload.js";
 import { readInProcess, startPrivilegedReader } from "./config-reader.js";
+import type { EtcdStore } from "./fleet/etcd-store.js";
 import {
   activationSocket,
   giveUpRoot,
@@ -67,12 +68,13 @@ interface Running {
   listener: Listener | null;
   bus: BusHandle | null;
   announcement: Announcement | null;
+  fleet: EtcdStore | null;
   stopping: boolean;
 }
 
 /** From here on a signal stops the server cleanly, even mid-start-up. */
 function stopOnSignals(server: MandosServer, notify: Notifier, log: Logger): Running {
-  const running: Running = { listener: null, bus: null, announcement: null, stopping: false };
+  const running: Running = { listener: null, bus: null, announcement: null, fleet: null, stopping: false };
   const shutdown = async (why: string) => {
     if (running.stopping) return;
     running.stopping = true;
@@ -81,6 +83,7 @@ function stopOnSignals(server: MandosServer, notify: Notifier, log: Logger): Run
     server.stop();
     // A failed save was logged when it failed.
     await server.flushed().catch(() => {});
+    await running.fleet?.stop().catch(() => {});
     await running.announcement?.stop().catch(() => {});
     await running.listener?.close().catch(() => {});
     running.bus?.close();
@@ -120,10 +123,24 @@ async function serve(args: ServerArgs, settings: ServerConfig, background: boole
   const restored = restoreState(configured, statePath, settings.restore, log);
   const { checkers, ready } = startCheckers(settings, configdir, log);
   const metrics = await metricsFor(settings, () => server.clients().map((c) => c.model));
-  const server = new MandosServer(configured, restored.records, restored.removed, { log, checkers, statePath, dbusPaths: settings.useDbus, events: metrics?.events });
+  // In a fleet, etcd keeps the state; the local file only seeds it (create-only).
+  // Loaded only for a fleet: etcd3 and gRPC take a while to load. The
+  // secrets it seals by are clients.conf's as last read (reloads included).
+  const fleet = settings.fleet
+    ? new (await import("./fleet/etcd-store.js")).EtcdStore({ config: settings.fleet, log, configSecret: (name): Buffer | undefined => server.configuration().configured.find((c) => c.name === name)?.secret })
+    : null;
+  const server: MandosServer = new MandosServer(configured, restored.records, restored.removed, {
+    log,
+    checkers,
+    statePath,
+    dbusPaths: settings.useDbus,
+    events: metrics?.events,
+    ...(fleet ? { store: fleet } : {}),
+  });
   const notify = systemdNotifier((m) => log.debug(m));
   const socketFd = settings.socket ?? activationSocket();
   const running = stopOnSignals(server, notify, log);
+  running.fleet = fleet;
   const reloadWith = onHangup();
   // Started while still root: clients.conf is root's to read.
   const source = process.getuid?.() === 0 ? startPrivilegedReader(process.argv.slice(2)) : readInProcess(args);
@@ -137,7 +154,9 @@ async function serve(args: ServerArgs, settings: ServerConfig, background: boole
   const problem = stateDirectoryProblem(settings.statedir);
   if (problem !== null) throw new Error(problem);
   removeLeftovers(statePath, log);
+  fleet?.attach(server);
   server.start();
+  await fleet?.start();
 
   if (settings.useDbus) running.bus = await joinBus(server, log);
   if (running.stopping) return;

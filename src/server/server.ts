@@ -27,11 +27,23 @@ export interface Checkers {
   killAll(): void;
 }
 
+/** Where changes are kept: the local state file, or a fleet's etcd (src/server/fleet/). */
+export interface StateStore {
+  /** Something changed: keep it soon (grouped, asynchronous). Never throws. */
+  request(): void;
+  /** Resolves once every change so far is kept; rejects with an error the D-Bus caller may see. */
+  flushed(): Promise<void>;
+  /** Why no secret may be served now (fail closed), or null. */
+  refusal?(): string | null;
+}
+
 export interface ServerOptions {
   log: Logger;
   checkers: Checkers;
   /** Where to save state, or null not to. */
   statePath: string | null;
+  /** Keeps state instead of the file at statePath. */
+  store?: StateStore;
   now?: () => number;
   random?: () => number;
   timers?: Timers;
@@ -80,7 +92,7 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
   private requestSeq = 0;
   private lastSaveError: string | null = null;
   private stopped = false;
-  private readonly writer: StateWriter | null;
+  private readonly writer: StateStore | null;
   readonly events: ServerEvents;
 
   constructor(
@@ -96,7 +108,8 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
     this.timers = opts.timers ?? realTimers;
     this.events = opts.events ?? NO_EVENTS;
     this.writer =
-      opts.statePath === null ? null : new StateWriter(opts.statePath, () => this.snapshotState(), (err, seconds) => this.reportSave(err, seconds));
+      opts.store ??
+      (opts.statePath === null ? null : new StateWriter(opts.statePath, () => this.snapshotState(), (err, seconds) => this.reportSave(err, seconds)));
     for (const record of records) this.addEntry(record);
     if (this.entries.size === 0) this.log.warning("No clients defined");
   }
@@ -241,6 +254,12 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
       return Promise.resolve(null);
     }
     if (req.signal.aborted || this.stopped) return Promise.resolve(null);
+    const refusal = this.writer?.refusal?.() ?? null;
+    if (refusal !== null) {
+      this.log.warning(`Not sending the secret of ${entry.model.name}: ${refusal}`);
+      this.dbus?.clientSignal(entry, { name: "Rejected", reason: refusal });
+      return Promise.resolve(null);
+    }
     return new Promise((resolve) => {
       const id = ++this.requestSeq;
       const onAbort = () => {
@@ -260,7 +279,8 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
     if (!w) return;
     this.waiting.delete(requestId);
     w.cleanup();
-    if (!granted) return w.resolve(null);
+    // A request that waited for approval may outlive the fleet's confirmed view.
+    if (!granted || (this.writer?.refusal?.() ?? null) !== null) return w.resolve(null);
     const entry = w.entry;
     // A copy for the connection, which wipes it whether it is sent or not.
     let done = false;

@@ -8,6 +8,7 @@
 import { readdirSync, unlinkSync } from "node:fs";
 import { open, rename, unlink } from "node:fs/promises";
 import { dirname, join, basename } from "node:path";
+import { GroupCommit } from "./group-commit.js";
 
 /** The temporary file a write goes through: ".clients.json.PID.SEQ.tmp" beside the state file. */
 function temporaryPath(path: string, pid: number, seq: number): string {
@@ -66,19 +67,10 @@ export class StateSaveError extends Error {
   }
 }
 
-interface Waiter {
-  resolve(): void;
-  reject(err: StateSaveError): void;
-}
-
 export class StateWriter {
-  private dirty = false;
-  private running = false;
   private lastWritten: string | null = null;
   private seq = 0;
-  /** Settled when the write now in progress (or the next, if none) ends. */
-  private waitingForNext: Waiter[] = [];
-  private waitingForCurrent: Waiter[] = [];
+  private readonly group = new GroupCommit(() => this.write());
 
   constructor(
     private readonly path: string,
@@ -89,11 +81,7 @@ export class StateWriter {
 
   /** Something changed: write it soon. */
   request(): void {
-    this.dirty = true;
-    if (!this.running) {
-      this.running = true;
-      setImmediate(() => void this.run());
-    }
+    this.group.request();
   }
 
   /**
@@ -101,35 +89,23 @@ export class StateWriter {
    * StateSaveError when the write that was to carry them failed.
    */
   flushed(): Promise<void> {
-    if (this.dirty) return new Promise((resolve, reject) => this.waitingForNext.push({ resolve, reject }));
-    if (this.running) return new Promise((resolve, reject) => this.waitingForCurrent.push({ resolve, reject }));
-    return Promise.resolve();
+    return this.group.flushed();
   }
 
-  private async run(): Promise<void> {
-    while (this.dirty) {
-      this.dirty = false;
-      this.waitingForCurrent = this.waitingForNext;
-      this.waitingForNext = [];
-      const text = this.snapshot();
-      let failure: StateSaveError | null = null;
-      // Unchanged since the last successful write: already on disk.
-      if (text !== this.lastWritten) {
-        const started = performance.now();
-        try {
-          await writeAtomic(this.path, text, this.seq++);
-          this.lastWritten = text;
-        } catch (err) {
-          failure = new StateSaveError(this.path, err);
-        }
-        this.report(failure, (performance.now() - started) / 1000);
-      }
-      for (const w of this.waitingForCurrent) {
-        if (failure) w.reject(failure);
-        else w.resolve();
-      }
-      this.waitingForCurrent = [];
+  private async write(): Promise<void> {
+    const text = this.snapshot();
+    // Unchanged since the last successful write: already on disk.
+    if (text === this.lastWritten) return;
+    const started = performance.now();
+    const seconds = () => (performance.now() - started) / 1000;
+    try {
+      await writeAtomic(this.path, text, this.seq++);
+      this.lastWritten = text;
+    } catch (err) {
+      const failure = new StateSaveError(this.path, err);
+      this.report(failure, seconds());
+      throw failure;
     }
-    this.running = false;
+    this.report(null, seconds());
   }
 }

@@ -15,7 +15,7 @@
 // (as in Mandos) only while its clients.conf section is unchanged.
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import type { ClientRecord, ClientSettings, LogLevel } from "./client-model.js";
+import { RUNTIME_SETTINGS, type ClientRecord, type ClientSettings, type LogLevel } from "./client-model.js";
 
 export const STATE_FILE = "clients.json";
 const FORMAT = "mandos-ts state";
@@ -30,7 +30,7 @@ export interface ConfiguredClient extends ClientSettings {
 /** The clients.conf values a restart compares against (no secret). */
 export type ConfigSnapshot = Omit<ConfiguredClient, "secret">;
 
-type StoredSecret = { source: "config" } | { source: "runtime"; salt: string; iv: string; tag: string; data: string };
+export type StoredSecret = { source: "config" } | { source: "runtime"; salt: string; iv: string; tag: string; data: string };
 
 interface StoredClient extends Omit<ClientRecord, "secret"> {
   secret: StoredSecret;
@@ -50,20 +50,7 @@ export class StateFileError extends Error {
   override name = "StateFileError";
 }
 
-/** The clients.conf values of a client other than its name and secret. */
-export const SETTING_KEYS = [
-  "keyId",
-  "fingerprint",
-  "host",
-  "checker",
-  "timeoutMs",
-  "extendedTimeoutMs",
-  "intervalMs",
-  "approvalDelayMs",
-  "approvalDurationMs",
-  "approvedByDefault",
-  "enabled",
-] as const;
+export const SETTING_KEYS = ["keyId", "fingerprint", ...RUNTIME_SETTINGS, "enabled"] as const;
 
 export function snapshot(c: ConfiguredClient): ConfigSnapshot {
   const out: Record<string, unknown> = { name: c.name };
@@ -81,7 +68,7 @@ function secretKey(configSecret: Buffer, salt: Buffer): Buffer {
   return Buffer.from(hkdfSync("sha256", configSecret, salt, "mandos-ts runtime secret", 32));
 }
 
-function sealSecret(secret: Buffer, configSecret: Buffer): StoredSecret {
+export function sealSecret(secret: Buffer, configSecret: Buffer): StoredSecret {
   if (secret.equals(configSecret)) return { source: "config" };
   const salt = randomBytes(16);
   const iv = randomBytes(12);
@@ -99,7 +86,7 @@ function sealSecret(secret: Buffer, configSecret: Buffer): StoredSecret {
 }
 
 /** The stored secret, or null if it cannot be opened with this clients.conf secret. */
-function openSecret(stored: StoredSecret, configSecret: Buffer): Buffer | null {
+export function openSecret(stored: StoredSecret, configSecret: Buffer): Buffer | null {
   if (stored.source === "config") return Buffer.from(configSecret);
   try {
     const key = secretKey(configSecret, Buffer.from(stored.salt, "base64"));

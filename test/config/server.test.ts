@@ -34,6 +34,7 @@ const DEFAULTS: ServerConfig = {
   checkerUser: "nobody",
   maxConnectionsPerAddress: 64,
   metricsAddress: null,
+  fleet: null,
 };
 
 test("Mandos's defaults, from an empty file", () => {
@@ -86,6 +87,7 @@ test("the man page's example with every option", () => {
     checkerUser: "mandos-checker",
     maxConnectionsPerAddress: 16,
     metricsAddress: { host: "::1", port: 9797 },
+    fleet: null,
   } satisfies ServerConfig);
 });
 

@@ -356,13 +356,13 @@ export function readJson(path: string): unknown {
   return JSON.parse(readFileSync(path, "utf8"));
 }
 
-/** A TCP port on ::1 that was free a moment ago (Debian's server refuses port 0). */
-export async function freePort(): Promise<number> {
+/** A TCP port on ::1 (or `host`) that was free a moment ago (Debian's server refuses port 0). */
+export async function freePort(host = "::1"): Promise<number> {
   const { createServer } = await import("node:net");
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once("error", reject);
-    s.listen({ host: "::1", port: 0 }, () => {
+    s.listen({ host, port: 0 }, () => {
       const addr = s.address();
       const port = typeof addr === "object" && addr ? addr.port : 0;
       s.close(() => resolve(port));
