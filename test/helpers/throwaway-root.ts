@@ -11,6 +11,9 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { run, type RunResult } from "./index.js";
 
+/** A file only the throwaway root has: every command checks for it first. */
+const MARKER = ".mandos-throwaway-root";
+
 // $1: an empty directory of the host, mounted over with the tmpfs.
 const SETUP = String.raw`
 set -e
@@ -27,8 +30,10 @@ mount -t tmpfs tmpfs "$base/root/tmp"
 # deb-systemd-invoke ask this policy).
 printf '#!/bin/sh\nexit 101\n' > "$base/root/usr/sbin/policy-rc.d"
 chmod 0755 "$base/root/usr/sbin/policy-rc.d"
-echo ready
-exec chroot "$base/root" sleep infinity
+: > "$base/root/${MARKER}"
+# Ready only once chrooted: nsenter --root takes the holder's root as it is
+# at that moment, and before the chroot that is the host's own /.
+exec chroot "$base/root" sh -c 'echo ready; exec sleep infinity'
 `;
 
 export class ThrowawayRoot {
@@ -59,7 +64,9 @@ export class ThrowawayRoot {
   }
 
   private enter(command: string): string[] {
-    return ["-t", String(this.holder.pid), "-m", "-r", "-w", "sh", "-c", command];
+    // Never on the host: without the marker the command does not run.
+    const guarded = `[ -e /${MARKER} ] || { echo "throwaway root: not inside it, refusing to run" >&2; exit 125; }\n${command}`;
+    return ["-t", String(this.holder.pid), "-m", "-r", "-w", "sh", "-c", guarded];
   }
 
   /** Runs a shell command chrooted in the root (cwd /) to completion. */
