@@ -5,7 +5,7 @@
 // package is written over the symbol's bytes, the rest of them zero, so
 // the file keeps its size and layout but compresses about 8 MB smaller.
 import { execFile } from "node:child_process";
-import { chmodSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync, closeSync } from "node:fs";
+import { chmodSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { errorMessage } from "../cli/log.js";
 import { findFileSymbol } from "./elf.js";
 import { buildIcuPackage, keptInEnglishOnly, parseIcuPackage } from "./icu-data.js";
@@ -148,7 +148,8 @@ export async function probe(node: string): Promise<ProbeReport> {
 }
 
 /**
- * Writes `input` with English-only ICU data to `output` (which may be
+ * Writes `input` with the ICU items `keep` keeps (by default, English
+ * only) to `output` (which may be
  * `input`): into a new file beside `output`, renamed over it only once it
  * passed the self-test, so a hard link to `output` never sees a change and
  * a failure leaves `output` as it was. Returns the figures.
@@ -157,12 +158,7 @@ export async function trimIcuFile(input: string, output: string, keep?: (item: s
   const trimmed = trimNodeIcu(readFileSync(input), keep);
   const temporary = `${output}.trim-icu.${process.pid}`;
   try {
-    const fd = openSync(temporary, "wx", 0o700);
-    try {
-      writeSync(fd, trimmed.node);
-    } finally {
-      closeSync(fd);
-    }
+    writeFileSync(temporary, trimmed.node, { flag: "wx", mode: 0o700 });
     chmodSync(temporary, statSync(input).mode & 0o7777);
     const expected = await probe(input);
     const problems = await probe(temporary).then(
