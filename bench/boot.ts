@@ -13,7 +13,8 @@
 // same build without a Mandos module, gzip -9 and zstd -19; the targets of
 // issue 12, met or not. Needs root, the Debian packages of the boot test.
 //
-// Run: npm run bench:boot          (RUNS=5 npm run bench:boot for more)
+// Run: npm run bench:boot          (RUNS=5 npm run bench:boot for more;
+//      SIZES_ONLY=1 npm run bench:boot builds and measures the images only)
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -40,6 +41,8 @@ import {
 import { bootFigures, reportTable, type BenchResult, type BootFigures } from "./boot-report.js";
 
 const RUNS = Math.max(1, Math.floor(Number(process.env.RUNS ?? 3)) || 3);
+/** SIZES_ONLY=1: the images' growth only, no boot. */
+const SIZES_ONLY = process.env.SIZES_ONLY === "1";
 const PASSPHRASE = "bench:boot passphrase, not a real secret";
 const CLIENT = "vm";
 /** One boot, start of qemu to its exit after the root's init powers off. */
@@ -109,18 +112,19 @@ async function main(): Promise<number> {
   const keygen = debianKeygen();
   const work = workDir("mandos-bench-boot-");
   const logs = mkdtempSync(join(tmpdir(), "mandos-bench-boot-logs-"));
-  console.log(`# bench:boot: kernel ${kernel.kver}; ${RUNS} boot(s) of each image, interleaved; load average ${load()}`);
+  const runs = SIZES_ONLY ? 0 : RUNS;
+  console.log(`# bench:boot: kernel ${kernel.kver}; ${runs} boot(s) of each image, interleaved; load average ${load()}`);
 
   const ours = await buildInitramfs(work, kernel, PASSPHRASE, keygen);
   const { none, debian: debianBuild } = await comparisonBuilds(ours);
   const debian: Initramfs = { ...ours, image: debianBuild.image, build: debianBuild };
-  const root = await makeLuksRoot(work, PASSPHRASE);
+  const root = runs > 0 ? await makeLuksRoot(work, PASSPHRASE) : null;
   const section = ours.keys.section(CLIENT);
   console.log(`# images built (keys from ${keygen.join(" ")}): ours, Debian's, and one without a Mandos module`);
 
   const result: BenchResult = { runs: { ours: [], debian: [] }, growth: null };
   let failures = 0;
-  for (let run = 1; run <= RUNS; run++) {
+  for (let run = 1; root && run <= runs; run++) {
     for (const [label, initramfs, into] of [
       ["debian", debian, result.runs.debian],
       ["ours", ours, result.runs.ours],

@@ -15,12 +15,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, requires, tempDir } from "../helpers/index.js";
 import { makeKeys } from "../helpers/client.js";
 import { DRACUT_BASE, dracutKernel, dracutRig, installStaged, needsBuild, run, unitSettings } from "../helpers/integration.js";
 import { parseListing } from "../../src/check/initramfs.js";
+import { embeddedIcu } from "../../src/boot/trim-icu.js";
 import { clientArgs, serveSecrets } from "../../scripts/secret-server.js";
 
 const KVER = dracutKernel();
@@ -199,6 +200,30 @@ test("dracut builds a host-only initramfs with everything the agent needs", { sk
       assert.ok(statSync(join(root, node)).size < statSync(node).size);
     });
 
+    await t.test("the image's node has English-only ICU data: the host's node stripped, its ICU package under 6.5 MB, the rest zeros", async () => {
+      const stripped = join(w, "node-stripped");
+      const strip = await run("strip", ["-o", stripped, node]);
+      assert.equal(strip.code, 0, strip.stderr);
+      const image = readFileSync(join(root, node));
+      const host = readFileSync(stripped);
+      assert.equal(image.length, host.length);
+      const icu = embeddedIcu(image);
+      const end = icu.offset + icu.data.length;
+      assert.ok(image.subarray(0, icu.offset).equals(host.subarray(0, icu.offset)), "the same node before the ICU data");
+      assert.ok(image.subarray(end).equals(host.subarray(end)), "the same node after the ICU data");
+      let used = icu.data.length;
+      while (used > 0 && icu.data[used - 1] === 0) used--;
+      t.diagnostic(`ICU data in the image's node: ${used} of ${icu.data.length} bytes`);
+      assert.ok(used < 6.5e6, `${used} bytes of ICU data`);
+      assert.ok(icu.data.length - used > 25e6, "over 25 MB of zeros");
+      assert.match(build.stderr, /mandos-ts: \S+: ICU data icudt\d+_dat [\d.]+ MB -> [\d.]+ MB \(English only: \d+ items kept, \d+ removed\); self-test passed/);
+      const intl = await inImage([node, "-e",
+        `console.log(new Intl.NumberFormat("en-US").format(1234.5), new Intl.NumberFormat("de-DE").format(1234.5), String(new Date(0)))`],
+      { LANG: "de_DE.UTF-8", TZ: "UTC" });
+      assert.equal(intl.code, 0, intl.stderr);
+      assert.match(intl.stdout.toString(), /^1,234\.5 1,234\.5 Thu Jan 01 1970 00:00:00 GMT\+0000 \(.*\)\n$/);
+    });
+
     await t.test("inside the image: the bundles run with their code caches, the client fetches a password", async () => {
       const verdicts = `const { compileBundle } = require("/usr/lib/mandos-ts/boot/launch.cjs");
         for (const p of ["password-agent", "mandos-client"]) console.log(compileBundle("/usr/lib/mandos-ts/boot", p).cache);`;
@@ -347,6 +372,43 @@ test("the host's network drivers: for each physical interface, its device's and 
     assert.match(renaming.stderr, /info: mandos-ts: udev renames network interfaces here \(70-persistent-net\.rules\)/);
     const named = await inModule("mandos_ts_early_modules", { ...env, mandos_ts_early_net_drivers: "virtio_net" });
     assert.deepEqual(named.lines, ["virtio_net"]);
+  } finally {
+    work.cleanup();
+  }
+});
+
+test("the image's node gets English-only ICU data unless mandos_ts_trim_icu=no; a failure leaves it as it was, with one warning", { skip: needsBuild(), timeout: 120_000 }, async () => {
+  const work = tempDir("mandos-dracut-icu-");
+  try {
+    // The installed tree as module-setup.sh finds it: the launcher names node, dist/ holds the tool.
+    const libdir = join(work.path, "usr/lib/mandos-ts");
+    mkdirSync(libdir, { recursive: true });
+    writeFileSync(join(libdir, "password-agent"), `#!${process.execPath}\n`);
+    symlinkSync(join(ROOT, "dist"), join(libdir, "dist"));
+    const copy = join(work.path, "node");
+    const sha = () => createHash("sha256").update(readFileSync(copy)).digest("hex");
+    const { mandos_ts_trim_icu: _, ...inherited } = process.env;
+    const trim = async (env: Record<string, string> = {}) => {
+      const r = await run("bash", ["-c",
+        `dinfo() { echo "info: $*" >&2; }; dwarning() { echo "warning: $*" >&2; }; source "$0" && mandos_ts_trim_node_icu "$1"`,
+        MODULE_SETUP, copy], { env: { ...inherited, mandos_ts_sysroot: work.path, ...env }, timeoutMs: 100_000 });
+      assert.equal(r.code, 0, r.stderr);
+      return r.stderr;
+    };
+
+    copyFileSync(process.execPath, copy);
+    const full = sha();
+    assert.equal(await trim({ mandos_ts_trim_icu: "no" }), "");
+    assert.equal(sha(), full);
+    assert.match(await trim(), /^info: mandos-ts: \S+\/node: ICU data icudt\d+_dat [\d.]+ MB -> [\d.]+ MB .*self-test passed\n$/);
+    assert.notEqual(sha(), full);
+
+    // No ICU data to trim (as in a node linked to the system's libicu).
+    const other = ["/usr/bin/true", "/bin/true"].find((p) => existsSync(p))!;
+    copyFileSync(other, copy);
+    const before = sha();
+    assert.equal(await trim(), "warning: mandos-ts: node keeps all of its ICU data: trim-icu: no embedded ICU data (no icudt*_dat symbol): this node uses a shared libicu or has no ICU\n");
+    assert.equal(sha(), before);
   } finally {
     work.cleanup();
   }
