@@ -5,7 +5,7 @@
 import { readProcStatus } from "../../src/sys/proc-status.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { BIN, requires, run, tempDir } from "../helpers/index.js";
 import { oneClientConf, serverWritableDir, startServer, waitFor, writeConfig } from "../helpers/server.js";
@@ -48,8 +48,8 @@ async function checkerIds(dir: string, extra = ""): Promise<{ ids: string; serve
   const configDir = writeConfig(join(dir, "conf"), { clients: oneClientConf(`echo "$(id -u) $(id -g) $(id -G)" > ${out}/ids`), port: 0, extra });
   const server = await startServer({ configDir, stateDir: serverWritableDir(join(dir, "state")), env: process.env, args: ["--no-dbus"] });
   try {
-    await waitFor("the first checker", () => existsSync(join(out, "ids")) && readFileSync(join(out, "ids"), "utf8").endsWith("\n"), 10_000);
-    assert.match(server.output(), /Checker for one succeeded/);
+    // The line comes once the server has seen the checker exit, after it wrote the file.
+    await waitFor("the first checker's success", () => /Checker for one succeeded/.test(server.output()), 10_000);
     return { ids: readFileSync(join(out, "ids"), "utf8").trim(), serverUid: readProcStatus(server.proc.pid!).uids[0] };
   } finally {
     await server.stop();
