@@ -396,6 +396,7 @@ test("a client added by a reload (or replaced: a new key) takes etcd's state: di
   const enabledIn = async (m: FleetMember) => (await shown(m)).late!.Enabled;
   const enabledInEtcd = async () => JSON.parse((await etcd.get(`${prefix}clients/late`).string())!).enabled as boolean;
   try {
+    assert.equal(count(a.server.output(), "etcd with unencrypted endpoints"), 1, "one warning at start: etcd is the trust root");
     clientsConf(a, base + section(fakeKeyId(21)));
     await hangUp(a);
     await waitFor("A to seed late", async () => (await etcd.get(`${prefix}clients/late`).string()) !== null, 5000);
