@@ -30,8 +30,8 @@ function connected(bus: MessageBus, timeoutMs: number): Promise<void> {
 }
 
 /** A change is acknowledged only once saved; a failed save is the caller's error (already logged once). */
-function durable(server: MandosServer): Promise<void> {
-  return server.flushed().catch((err: unknown) => {
+function durable(server: MandosServer, objectPath: string): Promise<void> {
+  return server.flushed(objectPath).catch((err: unknown) => {
     // A fleet's store says itself what became of the change.
     const note = err instanceof StateSaveError ? " (the change is in effect but not saved)" : "";
     throw new ServiceError(DBUS_ERRORS.failed, `${(err as Error).message}${note}`);
@@ -54,7 +54,7 @@ export async function joinBus(server: MandosServer, log: Logger, timeoutMs = 10_
     server.detachDBus();
     log.error(`D-Bus connection lost: ${(err as Error)?.message ?? String(err)}`);
   });
-  const service = new DBusService(bus, (msg) => log.warning(msg), () => durable(server));
+  const service = new DBusService(bus, (msg) => log.warning(msg), (path) => durable(server, path));
   const dbus = new MandosDBus(service, server);
   try {
     const reply = await bus.requestName(BUS_NAME, NameFlag.DO_NOT_QUEUE);

@@ -92,8 +92,8 @@ export const SHARED_FIELDS = [
 
 export type SharedFields = Pick<ClientRecord, (typeof SHARED_FIELDS)[number]>;
 
-/** State decided elsewhere in the fleet, for adopt(). */
-export interface AdoptedState extends SharedFields {
+/** State decided elsewhere in the fleet, for adopt(); never a checker command (fleet/shared.ts says why). */
+export interface AdoptedState extends Omit<SharedFields, "checker"> {
   approval: Approval | null;
   /** null: keep the secret as it is. */
   secret: Buffer | null;
@@ -380,7 +380,7 @@ export class ClientModel {
     const wasEnabled = r.enabled;
     const oldInterval = r.intervalMs;
     if (wasEnabled && !s.enabled) this.disable(now);
-    for (const k of SHARED_FIELDS) (r as unknown as Record<string, unknown>)[k] = s[k];
+    for (const k of SHARED_FIELDS) if (k !== "checker") (r as unknown as Record<string, unknown>)[k] = s[k];
     if (s.secret !== null && !s.secret.equals(r.secret)) this.setSecret(s.secret);
     if (this.checking && r.enabled && (!wasEnabled || oldInterval !== r.intervalMs)) {
       this.nextCheckerAt = now + Math.max(r.intervalMs, MIN_CHECKER_PERIOD_MS);

@@ -220,10 +220,10 @@ export class DBusService {
     readonly bus: MessageBus,
     private readonly onError: ServiceLog = () => {},
     /**
-     * Resolves when what the call changed is durable: a reply is an
+     * Resolves when what a call on `path` changed is durable: a reply is an
      * acknowledgement. A rejection (a ServiceError) is the caller's answer instead.
      */
-    private readonly durable: () => Promise<void> = () => Promise.resolve(),
+    private readonly durable: (path: string) => Promise<void> = () => Promise.resolve(),
   ) {
     this.handler = (msg) => this.handle(msg);
     bus.addMethodHandler(this.handler);
@@ -298,7 +298,7 @@ export class DBusService {
         }
       };
       if (!waitForDisk) return send();
-      void this.durable().then(send, (err: unknown) => this.fail(msg, err));
+      void this.durable(msg.path ?? "/").then(send, (err: unknown) => this.fail(msg, err));
     };
     try {
       const result = this.dispatch(msg, reply);

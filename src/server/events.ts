@@ -15,8 +15,9 @@ import type { Level, LogFields, Logger } from "../cli/log.js";
 export type ConnectionOutcome = "served" | "refused" | "abandoned" | "failed" | "over_limit";
 export const CONNECTION_OUTCOMES: readonly ConnectionOutcome[] = ["served", "refused", "abandoned", "failed", "over_limit"];
 
-export type RefusalReason = "unknown_key" | "disabled" | "approval_denied" | "approval_timeout" | "handshake_failure" | "bad_version";
-export const REFUSAL_REASONS: readonly RefusalReason[] = ["unknown_key", "disabled", "approval_denied", "approval_timeout", "handshake_failure", "bad_version"];
+/** fleet_unconfirmed: a fleet member without a confirmed view of etcd past its grace period (fail closed). */
+export type RefusalReason = "unknown_key" | "disabled" | "approval_denied" | "approval_timeout" | "handshake_failure" | "bad_version" | "fleet_unconfirmed";
+export const REFUSAL_REASONS: readonly RefusalReason[] = ["unknown_key", "disabled", "approval_denied", "approval_timeout", "handshake_failure", "bad_version", "fleet_unconfirmed"];
 
 export type CheckerOutcome = "success" | "failure" | "crashed";
 export const CHECKER_OUTCOMES: readonly CheckerOutcome[] = ["success", "failure", "crashed"];
@@ -34,7 +35,7 @@ export interface ServerEvents {
   disabledByTimeout(): void;
   approvalRequested(): void;
   approvalGiven(): void;
-  /** A state file write ended, successfully or not, after `seconds`. */
+  /** A state file write (or a fleet's etcd commit) ended, successfully or not, after `seconds`. */
   stateWritten(seconds: number, ok: boolean): void;
 }
 

@@ -127,7 +127,7 @@ async function serve(args: ServerArgs, settings: ServerConfig, background: boole
   // Loaded only for a fleet: etcd3 and gRPC take a while to load. The
   // secrets it seals by are clients.conf's as last read (reloads included).
   const fleet = settings.fleet
-    ? new (await import("./fleet/etcd-store.js")).EtcdStore({ config: settings.fleet, log, configSecret: (name): Buffer | undefined => server.configuration().configured.find((c) => c.name === name)?.secret })
+    ? new (await import("./fleet/etcd-store.js")).EtcdStore({ config: settings.fleet, log, events: metrics?.events, configSecret: (name): Buffer | undefined => server.configuration().configured.find((c) => c.name === name)?.secret })
     : null;
   const server: MandosServer = new MandosServer(configured, restored.records, restored.removed, {
     log,

@@ -34,7 +34,7 @@ export function createMetrics(clients: () => Iterable<ClientView>): ServerMetric
   const timeouts = new Counter({ name: "mandos_clients_disabled_by_timeout_total", help: "Clients disabled because their timeout passed", registers });
   const approvalsRequested = new Counter({ name: "mandos_approvals_requested_total", help: "Requests that waited for approval", registers });
   const approvalsGiven = new Counter({ name: "mandos_approvals_given_total", help: "Requests approved, by an operator or by default", registers });
-  const stateWriteFailures = new Counter({ name: "mandos_state_write_failures_total", help: "State file writes that failed", registers });
+  const stateWriteFailures = new Counter({ name: "mandos_state_write_failures_total", help: "State writes (file or etcd commit) that failed", registers });
   const handshake = new Histogram({ name: "mandos_handshake_seconds", help: "TLS handshake time", buckets: HANDSHAKE_BUCKETS, registers });
   const timeToSecret = new Histogram({
     name: "mandos_time_to_secret_seconds",
@@ -42,7 +42,7 @@ export function createMetrics(clients: () => Iterable<ClientView>): ServerMetric
     buckets: TIME_TO_SECRET_BUCKETS,
     registers,
   });
-  const stateWrite = new Histogram({ name: "mandos_state_write_seconds", help: "State file write time, fsyncs included", buckets: STATE_WRITE_BUCKETS, registers });
+  const stateWrite = new Histogram({ name: "mandos_state_write_seconds", help: "State write time: the state file's, fsyncs included, or each etcd commit in a fleet", buckets: STATE_WRITE_BUCKETS, registers });
   const counts = () => {
     let all = 0;
     let enabled = 0;

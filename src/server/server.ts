@@ -27,14 +27,25 @@ export interface Checkers {
   killAll(): void;
 }
 
+/** A client as a StateStore sees it. */
+export interface StoredClient {
+  readonly model: ClientModel;
+  change(fn: (model: ClientModel, now: number) => void): void;
+}
+
 /** Where changes are kept: the local state file, or a fleet's etcd (src/server/fleet/). */
 export interface StateStore {
   /** Something changed: keep it soon (grouped, asynchronous). Never throws. */
   request(): void;
-  /** Resolves once every change so far is kept; rejects with an error the D-Bus caller may see. */
-  flushed(): Promise<void>;
+  /**
+   * Resolves once every change so far is kept; rejects with an error the
+   * D-Bus caller may see: about `client` (by name) if given, else any.
+   */
+  flushed(client?: string): Promise<void>;
   /** Why no secret may be served now (fail closed), or null. */
   refusal?(): string | null;
+  /** A reload added (or replaced) this client; called before it starts or shows on D-Bus. */
+  clientAdded?(client: StoredClient): void;
 }
 
 export interface ServerOptions {
@@ -64,7 +75,7 @@ interface Waiting {
   cleanup: () => void;
 }
 
-class ClientEntry implements ClientControl {
+class ClientEntry implements ClientControl, StoredClient {
   timer: unknown = null;
   removed = false;
   constructor(
@@ -254,12 +265,7 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
       return Promise.resolve(null);
     }
     if (req.signal.aborted || this.stopped) return Promise.resolve(null);
-    const refusal = this.writer?.refusal?.() ?? null;
-    if (refusal !== null) {
-      this.log.warning(`Not sending the secret of ${entry.model.name}: ${refusal}`);
-      this.dbus?.clientSignal(entry, { name: "Rejected", reason: refusal });
-      return Promise.resolve(null);
-    }
+    if (this.refuseUnconfirmed(entry)) return Promise.resolve(null);
     return new Promise((resolve) => {
       const id = ++this.requestSeq;
       const onAbort = () => {
@@ -279,9 +285,9 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
     if (!w) return;
     this.waiting.delete(requestId);
     w.cleanup();
-    // A request that waited for approval may outlive the fleet's confirmed view.
-    if (!granted || (this.writer?.refusal?.() ?? null) !== null) return w.resolve(null);
     const entry = w.entry;
+    // A request that waited for approval may outlive the fleet's confirmed view.
+    if (!granted || this.refuseUnconfirmed(entry)) return w.resolve(null);
     // A copy for the connection, which wipes it whether it is sent or not.
     let done = false;
     w.resolve({
@@ -292,6 +298,16 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
         this.change(entry, (m, now) => m.secretSent(now));
       },
     });
+  }
+
+  /** Fail closed: whether the store cannot vouch for its view now (refused, said, counted). */
+  private refuseUnconfirmed(entry: ClientEntry): boolean {
+    const refusal = this.writer?.refusal?.() ?? null;
+    if (refusal === null) return false;
+    const name = entry.model.name;
+    report(this.log, this.events, "warning", `Not sending the secret of ${name}: ${refusal}`, { kind: "refused", reason: "fleet_unconfirmed", client: name });
+    this.dbus?.clientSignal(entry, { name: "Rejected", reason: refusal });
+    return true;
   }
 
   // ---- Removal, persistence, shutdown -------------------------------------
@@ -309,10 +325,7 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
   private dropClient(entry: ClientEntry): void {
     this.entries.delete(entry.model.name);
     // Disable quietly: the object is leaving the bus, so no change signals.
-    const dbus = this.dbus;
-    this.dbus = null;
-    this.change(entry, (m, now) => m.disable(now));
-    this.dbus = dbus;
+    this.quietly(() => this.change(entry, (m, now) => m.disable(now)));
     entry.removed = true;
     if (entry.timer !== null) this.timers.clear(entry.timer);
     entry.timer = null;
@@ -324,6 +337,17 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
     }
     this.dbus?.removeClient(entry);
     this.log.info(`Removed client ${entry.model.name}`);
+  }
+
+  /** Changes to a client not (or no longer) on D-Bus: no signals. */
+  private quietly(fn: () => void): void {
+    const dbus = this.dbus;
+    this.dbus = null;
+    try {
+      fn();
+    } finally {
+      this.dbus = dbus;
+    }
   }
 
   // ---- Reload ---------------------------------------------------------------
@@ -350,6 +374,8 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
     for (const record of [...plan.added, ...plan.replaced]) {
       const entry = this.addEntry(record);
       this.log.info(`Added client ${record.name}`);
+      // A fleet's state of it (etcd's) before anyone sees it.
+      this.quietly(() => this.writer?.clientAdded?.(entry));
       this.dbus?.addClient(entry);
       this.change(entry, (m, now) => m.startup(now));
     }
@@ -371,9 +397,13 @@ export class MandosServer implements SecretRequestHandler, ServerControl {
     this.writer?.request();
   }
 
-  /** Resolves when every change so far is on disk; rejects with a StateSaveError when that failed. */
-  flushed(): Promise<void> {
-    return this.writer?.flushed() ?? Promise.resolve();
+  /**
+   * Resolves when every change so far is kept; rejects with a StateSaveError
+   * when that failed, or the fleet's error about the client at `objectPath`.
+   */
+  flushed(objectPath?: string): Promise<void> {
+    const client = [...this.entries.values()].find((e) => e.objectPath === objectPath)?.model.name;
+    return this.writer?.flushed(client) ?? Promise.resolve();
   }
 
   private snapshotState(): string {

@@ -2,6 +2,7 @@
 // policy file, never the machine's bus), a configuration directory, our
 // server (or Debian's) started on loopback without Zeroconf, and both
 // mandos-ctl programs pointed at that bus.
+import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, statSync, writeFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -368,4 +369,19 @@ export async function freePort(host = "::1"): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** The metrics URL a server announced in its log. */
+export function metricsUrl(server: RunningServer): string {
+  const m = /Serving metrics on (http:\S+)/.exec(server.output());
+  assert.ok(m, `no metrics line in:\n${server.output()}`);
+  return m[1]!;
+}
+
+/** The value of one sample (`name{labels}` exactly as written) in a scrape, or NaN if absent. */
+export function metricSample(text: string, series: string): number {
+  for (const line of text.split("\n")) {
+    if (line.startsWith(`${series} `)) return Number(line.slice(series.length + 1));
+  }
+  return NaN;
 }

@@ -132,3 +132,12 @@ test("mandos.conf: etcd_* options make a fleet; none keeps the local state file"
   assert.throws(() => parseServerConf("[DEFAULT]\netcd_endpoints = http://e:1\netcd_prefix = /m\n", "m.conf"), /etcd_prefix: must end with "\/"/);
   assert.throws(() => parseServerConf("[DEFAULT]\netcd_endpoints = http://e:1\netcd_cert = /c.pem\n", "m.conf"), /etcd_cert and etcd_key go together/);
 });
+
+test("the checker command is never shared: not stored in etcd's value, and one found there is not adopted", () => {
+  const m = new ClientModel(clientRecord({ checker: "fping -q -- %%(host)s" }));
+  const value = shared();
+  assert.equal("checker" in JSON.parse(serializeShared(value)), false, "not written to etcd");
+  const planted = parseShared(JSON.stringify({ ...JSON.parse(serializeShared(value)), checker: "touch /tmp/owned" }), "/m/clients/x");
+  m.adopt(10, { ...planted, approval: null, secret: null });
+  assert.equal(m.record.checker, "fping -q -- %%(host)s");
+});

@@ -20,6 +20,8 @@ import {
   connectBus,
   ctl,
   fakeKeyId,
+  metricSample,
+  metricsUrl,
   fetchSecret,
   makeKeys,
   serverWritableDir,
@@ -77,7 +79,7 @@ before(async () => {
     `[toggled]\nhost = toggled.example\nkey_id = ${fakeKeyId(2)}\nsecret = aGVsbG8=\n\n` +
     `[acked]\nhost = acked.example\nkey_id = ${fakeKeyId(3)}\nsecret = aGVsbG8=\n\n` +
     `[expiring]\nhost = expiring.example\nkey_id = ${fakeKeyId(4)}\nsecret = aGVsbG8=\nchecker = false\ninterval = PT1S\ntimeout = PT3S\n`;
-  fleet = await startFleet({ cluster, dir: join(dir.path, "fleet"), clients, prefix: PREFIX, graceS: GRACE_S, leaseTtlS: TTL_S });
+  fleet = await startFleet({ cluster, dir: join(dir.path, "fleet"), clients, prefix: PREFIX, graceS: GRACE_S, leaseTtlS: TTL_S, extra: "metrics_address = [::1]:0\n" });
 });
 
 after(async () => {
@@ -319,6 +321,9 @@ test("without etcd quorum past the grace period every server stops serving; with
       assert.ok(reasons.some((t) => /^no etcd quorum for \d+ s/.test(t)), `said over D-Bus: ${reasons.join(" | ")}`);
     }
     for (const m of fleet) assert.match(m.server.output(), /Serving no secrets: no etcd quorum/);
+    const scrape = await (await fetch(metricsUrl(member("A").server))).text();
+    assert.ok(metricSample(scrape, 'mandos_refusals_total{reason="fleet_unconfirmed"}') >= 1, "the refusal is counted");
+    assert.ok(metricSample(scrape, "mandos_state_write_seconds_count") >= 1, "etcd commits are timed");
 
     await Promise.all([0, 1, 2].map((i) => cluster.restart(i)));
     await cluster.ready();
@@ -370,5 +375,107 @@ test("migration: the first server seeds etcd from its state file, create-only; a
     }
   } finally {
     bus.stop();
+  }
+});
+
+/** SIGHUP `m`'s server and wait for its reload to be done. */
+async function hangUp(m: FleetMember): Promise<void> {
+  const done = () => count(m.server.output(), "Reloaded: ");
+  const seen = done();
+  m.server.proc.kill("SIGHUP");
+  await waitFor(`${m.name} to reload`, () => done() > seen, 15_000);
+}
+
+test("a client added by a reload (or replaced: a new key) takes etcd's state: disabled on A, added to B, it stays disabled everywhere", { skip, timeout: 120_000 }, async () => {
+  const prefix = "/mandos-fleet-reload/";
+  const section = (keyId: string) => `[late]\nhost = late.example\nkey_id = ${keyId}\nsecret = aGVsbG8=\nchecker = true\n`;
+  const base = `[early]\nhost = early.example\nkey_id = ${fakeKeyId(20)}\nsecret = aGVsbG8=\nchecker = true\n\n`;
+  const pair = await startFleet({ cluster, dir: join(dir.path, "fleet-reload"), clients: base, prefix, count: 2 });
+  const [a, b] = pair as [FleetMember, FleetMember];
+  const clientsConf = (m: FleetMember, text: string) => writeFileSync(join(m.configDir, "clients.conf"), text, { mode: 0o600 });
+  const enabledIn = async (m: FleetMember) => (await shown(m)).late!.Enabled;
+  const enabledInEtcd = async () => JSON.parse((await etcd.get(`${prefix}clients/late`).string())!).enabled as boolean;
+  try {
+    assert.equal(count(a.server.output(), "etcd with unencrypted endpoints"), 1, "one warning at start: etcd is the trust root");
+    clientsConf(a, base + section(fakeKeyId(21)));
+    await hangUp(a);
+    await waitFor("A to seed late", async () => (await etcd.get(`${prefix}clients/late`).string()) !== null, 5000);
+    const r = await ctl("debian", ["--disable", "late"], a.bus.env);
+    assert.equal(r.code, 0, r.stderr.toString());
+    assert.equal(await enabledInEtcd(), false);
+
+    clientsConf(b, base + section(fakeKeyId(21)));
+    await hangUp(b);
+    assert.equal(await enabledIn(b), false, "B shows etcd's state, not a fresh one");
+    // Longer than a beat: nothing B writes later enables it either.
+    await sleep(1500);
+    assert.equal(await enabledInEtcd(), false, "etcd still has it disabled");
+    assert.equal(await enabledIn(a), false, "A still has it disabled");
+
+    clientsConf(b, base + section(fakeKeyId(22)));
+    await hangUp(b);
+    await sleep(1500);
+    assert.equal(await enabledIn(b), false, "the replaced client on B too");
+    assert.equal(await enabledInEtcd(), false);
+    assert.equal(await enabledIn(a), false);
+  } finally {
+    await stopFleet(pair);
+  }
+});
+
+test("a D-Bus change before the server has read etcd is refused, not acknowledged and then lost to etcd's state", { skip, timeout: 120_000 }, async () => {
+  const solo = await startEtcd(join(dir.path, "etcd-solo"), 1);
+  const prefix = "/mandos-fleet-unread/";
+  const clients = `[unread]\nhost = unread.example\nkey_id = ${fakeKeyId(30)}\nsecret = aGVsbG8=\nchecker = true\n`;
+  const bus = startBus(join(dir.path, "unread-bus"));
+  try {
+    const configDir = writeConfig(join(dir.path, "unread-conf"), { clients, port: 0, extra: fleetConf({ cluster: solo, prefix }) });
+    // etcd holds the client disabled.
+    let server = await startServer({ configDir, stateDir: serverWritableDir(join(dir.path, "unread-state-1")), env: bus.env });
+    let conn = await connectBus(bus);
+    await callServer(conn, "/clients/unread", CLIENT_INTERFACE, "Disable");
+    conn.disconnect();
+    await server.stop();
+
+    // Started while etcd is down: a fresh state file, nothing read from etcd.
+    await solo.kill(0);
+    server = await startServer({ configDir, stateDir: serverWritableDir(join(dir.path, "unread-state-2")), env: bus.env });
+    try {
+      conn = await connectBus(bus);
+      await assert.rejects(
+        setClientProperty(conn, "/clients/unread", "Host", new Variant("s", "unread-change")),
+        (err: { text?: string }) => /^etcd did not commit the change to unread: .*\(undone\)$/.test(err.text ?? ""),
+        "not acknowledged before etcd holds it",
+      );
+      conn.disconnect();
+      await solo.restart(0);
+      await solo.ready();
+      const view = async () => JSON.parse((await ctl("debian", ["-j"], bus.env)).stdout.toString()) as Record<string, Record<string, unknown>>;
+      await waitFor("etcd's state to be read", async () => (await view()).unread!.Enabled === false, 20_000);
+      assert.equal((await view()).unread!.Host, "unread.example");
+    } finally {
+      await server.stop();
+    }
+  } finally {
+    bus.stop();
+    await solo.stop();
+  }
+});
+
+test("a D-Bus change to one client is acknowledged though another client's change in the same round fails", { skip, timeout: 60_000 }, async () => {
+  const conn = await connectBus(member("A").bus);
+  try {
+    // Larger than etcd takes in one request (1.5 MiB): that client's commit fails.
+    const huge = new Variant("ay", Buffer.alloc(2 * 1024 * 1024, 7));
+    const [big, small] = await Promise.allSettled([
+      setClientProperty(conn, "/clients/acked", "Secret", huge),
+      setClientProperty(conn, "/clients/toggled", "Host", new Variant("s", "same-round")),
+    ]);
+    assert.equal(big.status, "rejected", "the oversized secret is not committed");
+    assert.match(String((big as PromiseRejectedResult).reason?.text), /^etcd did not commit the change to acked: /);
+    assert.equal(small.status, "fulfilled", `the other change is acknowledged: ${String((small as PromiseRejectedResult).reason?.text)}`);
+    assert.equal((await stored("toggled")).host, "same-round");
+  } finally {
+    conn.disconnect();
   }
 });

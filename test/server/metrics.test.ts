@@ -12,27 +12,13 @@ import { once } from "node:events";
 import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { BIN, requires, run, tempDir } from "../helpers/index.js";
-import { freePort, serverWritableDir, startBus, startFetch, startServer, waitFor, writeConfig, type RunningServer } from "../helpers/server.js";
+import { freePort, metricSample as sample, metricsUrl, serverWritableDir, startBus, startFetch, startServer, waitFor, writeConfig } from "../helpers/server.js";
 import { DEBIAN_CLIENT, DEBIAN_SERVER, debianPeerMissing } from "../helpers/debian-peer.js";
 import { eventClients } from "../helpers/event-clients.js";
 
 const PROMTOOL = "/usr/bin/promtool";
 const skip = requires({ root: true, files: [PROMTOOL], commands: ["gpg"] }) || debianPeerMissing(DEBIAN_CLIENT);
 
-/** The metrics URL the server announced in its log. */
-function metricsUrl(server: RunningServer): string {
-  const m = /Serving metrics on (http:\S+)/.exec(server.output());
-  assert.ok(m, `no metrics line in:\n${server.output()}`);
-  return m[1]!;
-}
-
-/** The value of one sample (`name{labels}` exactly as written), or NaN if absent. */
-function sample(text: string, series: string): number {
-  for (const line of text.split("\n")) {
-    if (line.startsWith(`${series} `)) return Number(line.slice(series.length + 1));
-  }
-  return NaN;
-}
 
 test("metrics after real handshakes pass promtool check metrics, and their counters moved", { skip, timeout: 120_000 }, async () => {
   using dir = tempDir("mandos-metrics-");

@@ -13,6 +13,12 @@
 //   and seeds clients etcd does not hold yet, create-only. Its success
 //   confirms the view; past the grace period without one, no secret is
 //   served (view.ts). A write etcd did not commit is undone locally.
+// - A client served here from start-up or added by a reload never
+//   overwrites etcd's value: it adopts it, or is seeded create-only (its
+//   changes since merged into etcd's value if another server seeded first).
+// - etcd is the fleet's trust root: whoever writes under the prefix decides
+//   who is enabled and approved. The checker command alone stays local
+//   (clients.conf's), so writing to etcd runs no command on any server.
 // - A client's checker runs only on the server holding its lock key, put on
 //   that server's lease: the holder alone runs checkers and decides
 //   timeouts. When a server dies its lease ends within its TTL, the key
@@ -24,18 +30,15 @@ import { ConstantBackoff, handleWhen, noop, retry } from "cockatiel";
 import { Etcd3, isRecoverableError, type IKeyValue, type Lease, type Watcher } from "etcd3";
 import type { Logger } from "../../cli/log.js";
 import type { FleetConfig } from "../../config/server.js";
-import type { ClientModel } from "../client-model.js";
+import type { ServerEvents } from "../events.js";
 import { GroupCommit } from "../group-commit.js";
-import type { StateStore } from "../server.js";
+import type { StateStore, StoredClient } from "../server.js";
 import { openSecret, sealSecret, type StoredSecret } from "../state.js";
 import { encodeShared, mergeShared, onlyExpiryBump, parseShared, revertShared, sameShared, serializeShared, type SharedState } from "./shared.js";
 import { checkerKey, parseKey, prefixEnd, refusalAt, stateKey } from "./view.js";
 
 /** A client of the server, as this store sees it (the server's ClientEntry). */
-export interface FleetClient {
-  readonly model: ClientModel;
-  change(fn: (model: ClientModel, now: number) => void): void;
-}
+export type FleetClient = StoredClient;
 
 export interface FleetServer {
   clients(): Iterable<FleetClient>;
@@ -46,14 +49,24 @@ export interface FleetStoreOptions {
   log: Logger;
   /** clients.conf's secret of a client, to seal a secret set over D-Bus; undefined if not configured. */
   configSecret(name: string): Buffer | undefined;
+  /** Told how long each etcd commit took (mandos_state_write_seconds). */
+  events?: ServerEvents;
   now?: () => number;
 }
 
-/** The committed value of a client's key as last seen, with its mod revision. */
+/**
+ * The committed value of a client's key as last seen, with its mod
+ * revision; rev 0: not in etcd as far as this server knows, and `value` is
+ * what this server had when it took the client on (start-up or reload), to
+ * seed create-only and to merge its changes since onto etcd's value.
+ */
 interface Slot {
   value: SharedState;
   rev: number;
 }
+
+/** Which clients' changes a round of writes could not commit, and why. */
+type Failures = Map<string, Error>;
 
 /** Timeout bumps from serving secrets are written at most this often per client. */
 const BUMP_BATCH_MS = 1000;
@@ -89,12 +102,17 @@ export class EtcdStore implements StateStore {
   private refusing = false;
   private beatTimer: NodeJS.Timeout | null = null;
   private stopped = false;
-  private readonly group = new GroupCommit(() => this.writeAll());
+  private readonly group = new GroupCommit<Failures>(() => this.writeAll(), new Map());
 
   constructor(private readonly opts: FleetStoreOptions) {
     this.cfg = opts.config;
     this.log = opts.log;
     this.now = opts.now ?? Date.now;
+    const plain = this.cfg.endpoints.filter((e) => e.startsWith("http://"));
+    if (plain.length > 0 || this.cfg.cert === null) {
+      const why = plain.length > 0 ? `unencrypted endpoints (${plain.join(", ")})` : "no client certificate (etcd_cert, etcd_key)";
+      this.log.warning(`etcd with ${why}: whoever can write under ${this.cfg.prefix} there can enable and approve any client on every server`);
+    }
     const read = (path: string | null) => (path === null ? undefined : readFileSync(path));
     const ca = read(this.cfg.ca);
     const callMs = Math.max(500, Math.min(2000, this.cfg.graceMs / 2));
@@ -126,7 +144,24 @@ export class EtcdStore implements StateStore {
   /** Take over the server's clients (before it starts them): nobody checks until it holds the lock. */
   attach(server: FleetServer): void {
     this.server = server;
-    for (const c of server.clients()) c.change((m, now) => m.setChecking(now, false));
+    for (const c of server.clients()) this.takeOn(c);
+  }
+
+  clientAdded(c: FleetClient): void {
+    this.takeOn(c);
+  }
+
+  /**
+   * A client now served here: no checker until this server holds its lock,
+   * and etcd's state if seen, else its own to seed (never a blind overwrite).
+   */
+  private takeOn(c: FleetClient): void {
+    const name = c.model.name;
+    c.change((m, now) => m.setChecking(now, false));
+    this.dropSeal(name);
+    const slot = this.slots.get(name);
+    if (slot && slot.rev > 0) this.adopt(c, slot.value);
+    else this.slots.set(name, { value: this.encode(c), rev: 0 });
   }
 
   /**
@@ -147,6 +182,7 @@ export class EtcdStore implements StateStore {
     this.stopped = true;
     if (this.beatTimer) clearTimeout(this.beatTimer);
     if (this.bumpTimer) clearTimeout(this.bumpTimer);
+    for (const name of [...this.seals.keys()]) this.dropSeal(name);
     await this.watcher?.cancel().catch(() => {});
     await this.lease?.revoke().catch(() => {});
     this.client.close();
@@ -158,15 +194,23 @@ export class EtcdStore implements StateStore {
     this.group.request();
   }
 
-  flushed(): Promise<void> {
-    return this.group.flushed();
+  /** Settles once the changes so far are committed: fails only for `client`'s (or, without one, any) failure. */
+  async flushed(client?: string): Promise<void> {
+    const failures = await this.group.flushed();
+    const failure = client === undefined ? failures.values().next().value : failures.get(client);
+    if (failure) throw failure;
   }
 
   /** One round: every client's uncommitted change, each its own transaction. */
-  private async writeAll(): Promise<void> {
-    if (!this.server || this.stopped) return;
-    const writes = [...this.server.clients()].map((c) => this.write(c));
-    for (const r of await Promise.allSettled(writes)) if (r.status === "rejected") throw r.reason;
+  private async writeAll(): Promise<Failures> {
+    const failures: Failures = new Map();
+    if (!this.server || this.stopped) return failures;
+    const clients = [...this.server.clients()];
+    const results = await Promise.allSettled(clients.map((c) => this.write(c)));
+    results.forEach((r, i) => {
+      if (r.status === "rejected") failures.set(clients[i]!.model.name, r.reason as Error);
+    });
+    return failures;
   }
 
   private sealed(name: string, secret: Buffer): StoredSecret {
@@ -174,51 +218,76 @@ export class EtcdStore implements StateStore {
     if (seal?.plain.equals(secret)) return seal.sealed;
     const conf = this.opts.configSecret(name);
     const sealed: StoredSecret = conf ? sealSecret(secret, conf) : { source: "config" };
-    this.seals.set(name, { plain: Buffer.from(secret), sealed });
+    this.keepSeal(name, secret, sealed);
     return sealed;
+  }
+
+  /** Remember a secret's sealed text; the copy of the secret it replaces is wiped. */
+  private keepSeal(name: string, secret: Buffer, sealed: StoredSecret): void {
+    this.dropSeal(name);
+    this.seals.set(name, { plain: Buffer.from(secret), sealed });
+  }
+
+  private dropSeal(name: string): void {
+    this.seals.get(name)?.plain.fill(0);
+    this.seals.delete(name);
   }
 
   private encode(c: FleetClient): SharedState {
     return encodeShared(c.model, this.sealed(c.model.name, c.model.record.secret));
   }
 
-  /** Commit one client's uncommitted change, if it has one; throws NotCommitted. */
+  /**
+   * Commit one client's uncommitted change, if it has one, or seed it
+   * (create-only) if etcd did not hold it; throws NotCommitted, the change
+   * undone here.
+   */
   private async write(c: FleetClient): Promise<void> {
     const name = c.model.name;
     const key = stateKey(this.cfg.prefix, name);
     for (let conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
       const slot = this.slots.get(name);
-      if (!slot) return; // not seeded yet: the next beat seeds it
+      if (!slot) throw new NotCommitted(`etcd did not commit the change to ${name}: not a client of this server's fleet store`);
       const local = this.encode(c);
-      if (sameShared(local, slot.value)) return;
+      const seed = slot.rev === 0;
+      if (!seed && sameShared(local, slot.value)) return;
       const wait = (this.lastWrite.get(name) ?? -Infinity) + BUMP_BATCH_MS - this.now();
-      if (wait > 0 && onlyExpiryBump(slot.value, local)) return this.later(wait);
+      if (!seed && wait > 0 && onlyExpiryBump(slot.value, local)) return this.later(wait);
       this.lastWrite.set(name, this.now());
       let res;
+      const started = process.hrtime.bigint();
+      const took = () => Number(process.hrtime.bigint() - started) / 1e9;
       try {
         res = await this.client
-          .if(key, "Mod", "==", slot.rev)
+          // Create revision 0: the key does not exist (a seed never overwrites).
+          .if(key, seed ? "Create" : "Mod", "==", slot.rev)
           .then(this.client.put(key).value(serializeShared(local)))
           .else(this.client.get(key))
           .commit();
       } catch (err) {
-        const kept = this.undo(c, local);
-        throw new NotCommitted(`etcd did not commit the change to ${name}: ${etcdError(err)} (${kept ? "the disable stays in effect here and is retried" : "undone"})`);
+        this.opts.events?.stateWritten(took(), false);
+        throw this.notCommitted(c, local, etcdError(err));
       }
+      // A conflict is a commit that ran, not a failure.
+      this.opts.events?.stateWritten(took(), true);
       if (res.succeeded) {
         const rev = Number(res.header.revision);
+        if (seed) this.log.info(`Seeded etcd with the state of ${name}`);
         if (rev > (this.slots.get(name)?.rev ?? 0)) this.slots.set(name, { value: local, rev });
         return;
       }
       const kv = res.responses[0]?.response_range?.kvs?.[0];
-      if (!kv) {
-        // Deleted under us: seed it again, create-only, at the next beat.
-        this.slots.delete(name);
-        return;
-      }
-      this.receive(kv);
+      // Deleted under us: seed it again, create-only, with what was last committed as the base.
+      if (!kv) this.slots.set(name, { value: slot.value, rev: 0 });
+      else this.receive(kv);
     }
-    throw new NotCommitted(`etcd did not commit the change to ${name}: ${MAX_CONFLICTS} conflicting changes in a row`);
+    throw this.notCommitted(c, this.encode(c), `${MAX_CONFLICTS} conflicting changes in a row`);
+  }
+
+  /** A change etcd did not take, undone here (but a disable), as the error for the D-Bus caller. */
+  private notCommitted(c: FleetClient, local: SharedState, why: string): NotCommitted {
+    const kept = this.undo(c, local);
+    return new NotCommitted(`etcd did not commit the change to ${c.model.name}: ${why} (${kept ? "the disable stays in effect here and is retried" : "undone"})`);
   }
 
   /** Write again after `ms` (one timer for every client waiting). */
@@ -272,7 +341,7 @@ export class EtcdStore implements StateStore {
   private adopt(c: FleetClient, s: SharedState): void {
     const conf = this.opts.configSecret(c.model.name);
     const secret = conf ? openSecret(s.secret, conf) : null;
-    if (secret) this.seals.set(c.model.name, { plain: Buffer.from(secret), sealed: s.secret });
+    if (secret) this.keepSeal(c.model.name, secret, s.secret);
     c.change((m, now) => m.adopt(now, { ...s, secret }));
     secret?.fill(0);
   }
@@ -315,25 +384,8 @@ export class EtcdStore implements StateStore {
     }
   }
 
-  /** Seed what etcd lacks, then bring the cache up to a linearizable read. */
+  /** Bring the cache up to a linearizable read, then seed what etcd lacks. */
   private async sync(): Promise<void> {
-    for (const c of this.server?.clients() ?? []) {
-      const name = c.model.name;
-      if (this.slots.has(name)) continue;
-      const key = stateKey(this.cfg.prefix, name);
-      const res = await this.client
-        .if(key, "Create", "==", 0)
-        .then(this.client.put(key).value(serializeShared(this.encode(c))))
-        .else(this.client.get(key))
-        .commit();
-      if (res.succeeded) {
-        this.log.info(`Seeded etcd with the state of ${name}`);
-        this.slots.set(name, { value: this.encode(c), rev: Number(res.header.revision) });
-      } else {
-        const kv = res.responses[0]?.response_range?.kvs?.[0];
-        if (kv) this.receive(kv);
-      }
-    }
     const clientsPrefix = stateKey(this.cfg.prefix, "");
     const keys = await this.client.kv.range({ key: Buffer.from(clientsPrefix), range_end: prefixEnd(clientsPrefix), keys_only: true });
     for (const kv of keys.kvs) {
@@ -343,6 +395,8 @@ export class EtcdStore implements StateStore {
       for (const k of full.kvs) this.receive(k);
     }
     if (!this.watcher) await this.watch(Number(keys.header.revision) + 1);
+    const unseeded = [...(this.server?.clients() ?? [])].filter((c) => this.slots.get(c.model.name)?.rev === 0);
+    await Promise.all(unseeded.map((c) => this.write(c)));
   }
 
   private async ensureLease(): Promise<string> {

@@ -3,6 +3,11 @@
 // state, reading it back (checked field by field), and merging a change
 // made here with one another server committed first.
 //
+// The checker command is not shared: it runs as the checker user on
+// whichever server holds the client's lock, so one taken from etcd would
+// let anyone who can write there run commands on every server. Each server
+// keeps clients.conf's (and a D-Bus change to it stays on that server).
+//
 // Merging is a three-way merge per field: the fields this server changed
 // since the value it last saw committed (the base) win, every other field
 // is taken from the newer committed value. Retried as a compare-and-swap on
@@ -11,13 +16,16 @@
 import { SHARED_FIELDS, type Approval, type ClientModel, type SharedFields } from "../client-model.js";
 import type { StoredSecret } from "../state.js";
 
-export interface SharedState extends SharedFields {
+/** The fields shared: all but the checker command. */
+const FIELDS = SHARED_FIELDS.filter((k): k is Exclude<(typeof SHARED_FIELDS)[number], "checker"> => k !== "checker");
+
+export interface SharedState extends Omit<SharedFields, "checker"> {
   approval: Approval | null;
   /** The secret: clients.conf's, or one set over D-Bus sealed with clients.conf's. */
   secret: StoredSecret;
 }
 
-const KEYS = [...SHARED_FIELDS, "approval", "secret"] as const;
+const KEYS = [...FIELDS, "approval", "secret"] as const;
 type Key = (typeof KEYS)[number];
 
 export class SharedStateError extends Error {
@@ -27,7 +35,7 @@ export class SharedStateError extends Error {
 /** A client model's shared state; `secret` is its (already sealed) secret. */
 export function encodeShared(model: ClientModel, secret: StoredSecret): SharedState {
   const out: Record<string, unknown> = {};
-  for (const k of SHARED_FIELDS) out[k] = model.record[k];
+  for (const k of FIELDS) out[k] = model.record[k];
   out.approval = model.approval;
   out.secret = secret;
   return out as unknown as SharedState;
@@ -58,7 +66,6 @@ const CHECKS: Record<Key, (v: unknown) => boolean> = {
   lastApprovalRequest: numOrNull,
   expires: numOrNull,
   host: isStr,
-  checker: isStr,
   timeoutMs: isNum,
   extendedTimeoutMs: isNum,
   intervalMs: isNum,
