@@ -44,6 +44,12 @@ export function isShare(secret: Uint8Array): boolean {
   return secret.length >= MAGIC.length && MAGIC.equals(Buffer.from(secret.buffer, secret.byteOffset, MAGIC.length));
 }
 
+/** A share's threshold and index (header numbers only, for reports), or null for anything else. */
+export function shareHeader(secret: Uint8Array): { threshold: number; index: number } | null {
+  if (!isShare(secret) || secret.length < HEADER_BYTES) return null;
+  return { threshold: secret[MAGIC.length + 1]!, index: secret[MAGIC.length + 2]! };
+}
+
 export function encodeShare(s: Share): Buffer {
   const header = Buffer.alloc(HEADER_BYTES);
   MAGIC.copy(header, 0);
