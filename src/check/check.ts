@@ -206,12 +206,17 @@ export async function runCheck(opts: CheckOptions, out: (line: string) => void, 
         out(deviceText ? `${line}; ${deviceText}` : line);
       } else out(line);
     }
+    // k-of-n: no one server gave the password, the shares did.
+    if (password && !decrypted) out(`shares: combined into the password${deviceText ? `; ${deviceText}` : ""}`);
     if (!password) {
       const failed = outcome.servers.find((s) => s.end?.type === "failed");
+      const shares = outcome.servers.flatMap((s) => (s.end?.type === "share" ? [s.end] : []));
       const why =
         outcome.servers.length === 0
           ? `no server found within ${opts.waitSeconds} s${outcome.messages.length > 0 ? ` (the client: ${outcome.messages.at(-1)})` : ""}`
-          : `no server gave a secret that decrypts${failed ? ` (server ${failed.server}: ${describeState(failed, disk.keyId, opts.waitSeconds).split("; ").pop()})` : ""}`;
+          : shares.length > 0
+            ? `shares from ${shares.length} server(s) decrypt, ${Math.max(...shares.map((e) => e.threshold))} needed; no password within ${opts.waitSeconds} s`
+            : `no server gave a secret that decrypts${failed ? ` (server ${failed.server}: ${describeState(failed, disk.keyId, opts.waitSeconds).split("; ").pop()})` : ""}`;
       problem(EXIT.servers, `servers: ${why}`, outcome.servers.length > 0);
     } else if (failedDevices.length > 0) {
       problem(EXIT.devices, `devices: the secret does not open ${failedDevices.join("; ")}`, true);

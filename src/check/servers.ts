@@ -13,8 +13,8 @@ export interface ServerState {
   server: string;
   /** The furthest step of the latest attempt. */
   step: Step;
-  /** How the latest attempt ended: decrypted, failed (with why), or still under way. */
-  end: { type: "decrypted" } | { type: "failed"; reason: string } | null;
+  /** How the latest attempt ended: the password decrypted, a share did, failed (with why), or still under way. */
+  end: { type: "decrypted" } | { type: "share"; index: number; threshold: number } | { type: "failed"; reason: string } | null;
   failures: number;
 }
 
@@ -38,6 +38,9 @@ export function applyEvent(states: Map<string, ServerState>, server: string, eve
     case "decrypted":
       s.end = { type: "decrypted" };
       return;
+    case "share":
+      s.end = { type: "share", index: event.index, threshold: event.threshold };
+      return;
     case "failed":
       s.end = { type: "failed", reason: event.reason };
       s.failures++;
@@ -54,13 +57,15 @@ export interface StopRule {
 }
 
 /**
- * Pure: whether the outcome is known. A secret that decrypted ends the
- * client by itself; otherwise we stop at the deadline, or once every
+ * Pure: whether the outcome is known. The deadline always holds: with
+ * k-of-n, fewer than K servers giving shares (or one awaiting approval)
+ * leaves the client waiting for ever. Before it, a password that
+ * decrypted ends the client by itself; otherwise we stop once every
  * server found has failed (with Zeroconf, only after the settling time).
  */
 export function stopNow(states: readonly ServerState[], elapsedMs: number, rule: StopRule): boolean {
-  if (states.some((s) => s.end?.type === "decrypted")) return false;
   if (elapsedMs >= rule.waitMs) return true;
+  if (states.some((s) => s.end?.type === "decrypted")) return false;
   if (states.length === 0 || !states.every((s) => s.end?.type === "failed")) return false;
   return rule.connectMode || elapsedMs >= rule.settleMs;
 }
@@ -69,6 +74,7 @@ export function stopNow(states: readonly ServerState[], elapsedMs: number, rule:
 export function describeState(s: ServerState, keyId: string, waitSeconds: number): string {
   const reason = s.end?.type === "failed" ? s.end.reason.replace(`${s.server}: `, "") : "";
   if (s.end?.type === "decrypted") return "found; handshake done; secret decrypts";
+  if (s.end?.type === "share") return `found; handshake done; share ${s.end.index} of ${s.end.threshold} decrypts`;
   if (s.end === null) {
     if (s.step === "handshake") return `found; handshake done; no answer within ${waitSeconds} s: approval needed, or the server stalls`;
     if (s.step === "connected") return `found; connected; no handshake within ${waitSeconds} s`;

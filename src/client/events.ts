@@ -10,8 +10,10 @@ export type ServerEvent =
   | { type: "found" }
   | { type: "connected" }
   | { type: "handshake" }
-  /** The secret (or share) this server sent decrypts with our key. */
+  /** The secret this server sent decrypts with our key, and is the password. */
   | { type: "decrypted" }
+  /** It decrypts to a share of a split password (only its header's numbers, never its bytes). */
+  | { type: "share"; index: number; threshold: number }
   | { type: "failed"; reason: string };
 
 export const EVENTS_ENV = "MANDOS_CLIENT_EVENTS";
@@ -33,11 +35,17 @@ export function eventReporter(env: NodeJS.ProcessEnv, fd = 2): ((s: ServerAddres
 }
 
 export function formatEvent(server: string, event: ServerEvent): string {
-  const reason = event.type === "failed" ? event.reason.replace(/[\r\n]+/g, " ").slice(0, MAX_EVENT_LINE / 2) : undefined;
-  return `${PREFIX}${JSON.stringify({ server, type: event.type, ...(reason !== undefined ? { reason } : {}) })}\n`;
+  const fields =
+    event.type === "failed"
+      ? { reason: event.reason.replace(/[\r\n]+/g, " ").slice(0, MAX_EVENT_LINE / 2) }
+      : event.type === "share"
+        ? { index: event.index, threshold: event.threshold }
+        : {};
+  return `${PREFIX}${JSON.stringify({ server, type: event.type, ...fields })}\n`;
 }
 
-const TYPES = new Set(["found", "connected", "handshake", "decrypted", "failed"]);
+const TYPES = new Set(["found", "connected", "handshake", "decrypted", "share", "failed"]);
+const isByte = (n: unknown): n is number => Number.isInteger(n) && (n as number) >= 0 && (n as number) <= 255;
 
 /** Pure: an event line (without its newline) as server and event, or null for any other line. */
 export function parseEventLine(line: string): { server: string; event: ServerEvent } | null {
@@ -49,8 +57,9 @@ export function parseEventLine(line: string): { server: string; event: ServerEve
     return null;
   }
   if (typeof m !== "object" || m === null) return null;
-  const { server, type, reason } = m as Record<string, unknown>;
+  const { server, type, reason, index, threshold } = m as Record<string, unknown>;
   if (typeof server !== "string" || typeof type !== "string" || !TYPES.has(type)) return null;
   if (type === "failed") return typeof reason === "string" ? { server, event: { type, reason } } : null;
+  if (type === "share") return isByte(index) && isByte(threshold) ? { server, event: { type, index, threshold } } : null;
   return { server, event: { type } as ServerEvent };
 }

@@ -6,6 +6,7 @@ import { errorMessage, type Logger } from "../cli/log.js";
 import { fetchSecret, describeServer, type ServerAddress } from "./fetch.js";
 import { ServerPool } from "./servers.js";
 import { ShareCollector } from "../shares/collect.js";
+import { shareHeader } from "../shares/format.js";
 import type { ClientOptions } from "./options.js";
 import type { KeyMaterial } from "./keys.js";
 import type { ServerEvent } from "./events.js";
@@ -63,7 +64,8 @@ export async function obtainPassword(opts: ClientOptions, keys: KeyMaterial, dep
         },
         signal,
       ).then((secret) => {
-        deps.onServerEvent?.(server, { type: "decrypted" });
+        const share = shareHeader(secret);
+        deps.onServerEvent?.(server, share ? { type: "share", ...share } : { type: "decrypted" });
         return secret;
       });
     } catch (err) {

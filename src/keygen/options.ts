@@ -2,6 +2,7 @@
 // a plan. Pure apart from the default key name, which is passed in.
 import { parseArgs } from "node:util";
 import { UsageError } from "../cli/args.js";
+import { MAX_THRESHOLD } from "../shares/format.js";
 
 export const DEFAULT_KEYDIR = "/etc/keys/mandos";
 export const FALLBACK_KEYDIR = "/etc/mandos/keys";
@@ -44,8 +45,8 @@ Options for making an encrypted password:
   -S, --no-ssh            Do not add an SSH "checker" to the section
   --threshold K --shares N
                           Split the password into N shares, any K of which
-                          unlock (2 <= K <= N <= 255): prints N sections,
-                          one for each of N servers
+                          unlock (2 <= K <= 32, K <= N <= 255): prints N
+                          sections, one for each of N servers
 Only --dir, --name, --no-ssh, --threshold and --shares matter when making
 a password.
 
@@ -101,7 +102,7 @@ export interface PasswordPlan extends Common {
   split?: { threshold: number; shares: number };
 }
 
-/** --threshold and --shares go together, as whole numbers with 2 <= K <= N <= 255. */
+/** --threshold and --shares go together, as whole numbers with 2 <= K <= N <= 255 and K <= 32 (what clients accept). */
 function parseSplit(threshold: string | undefined, shares: string | undefined): { threshold: number; shares: number } | undefined {
   if (threshold === undefined && shares === undefined) return undefined;
   if (threshold === undefined) throw new UsageError("--shares needs --threshold");
@@ -114,6 +115,7 @@ function parseSplit(threshold: string | undefined, shares: string | undefined): 
   const n = whole("shares", shares);
   if (n < 2 || n > 255) throw new UsageError(`--shares: ${n} is not from 2 to 255`);
   if (k < 2 || k > n) throw new UsageError(`--threshold: ${k} is not from 2 to the number of shares (${n})`);
+  if (k > MAX_THRESHOLD) throw new UsageError(`--threshold: ${k} is above ${MAX_THRESHOLD}, the most a client combines`);
   return { threshold: k, shares: n };
 }
 

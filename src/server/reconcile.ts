@@ -15,8 +15,10 @@
 // D-Bus API declares KeyID and Fingerprint constant for an object's life.
 // So it is replaced: the old object goes (ClientRemoved) and a fresh one
 // comes (ClientAdded) at the same path.
+import { isDeepStrictEqual } from "node:util";
 import type { ClientModel, ClientRecord } from "./client-model.js";
 import type { ServerConfig } from "../config/index.js";
+import type { FleetConfig } from "../config/server.js";
 import { SETTING_KEYS, freshRecord, sameConfig, snapshot, type ConfiguredClient } from "./state.js";
 
 /** clients.conf settings a reload changes in place (besides the secret): all but the identity. */
@@ -131,17 +133,39 @@ function confName(key: string): string {
   return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 
-/** The running settings against the newly read ones (command line overlaid on both). */
+/** mandos.conf's names of the etcd_* options, by FleetConfig field. */
+const FLEET_OPTIONS: Record<keyof FleetConfig, string> = {
+  endpoints: "etcd_endpoints",
+  prefix: "etcd_prefix",
+  ca: "etcd_ca",
+  cert: "etcd_cert",
+  key: "etcd_key",
+  graceMs: "etcd_grace",
+  leaseTtlMs: "etcd_lease_ttl",
+};
+
+/** The etcd_* options that differ (etcd_endpoints alone turns the fleet on or off). */
+function fleetNames(running: FleetConfig | null, next: FleetConfig | null): string[] {
+  if (running === null || next === null) return [FLEET_OPTIONS.endpoints];
+  return (Object.keys(FLEET_OPTIONS) as (keyof FleetConfig)[]).filter((k) => !isDeepStrictEqual(running[k], next[k])).map((k) => FLEET_OPTIONS[k]);
+}
+
+/**
+ * The running settings against the newly read ones (command line overlaid
+ * on both). Values are compared by content: two readings of the same file
+ * give equal, not identical, objects (metrics_address, the etcd options).
+ */
 export function reconcileSettings(running: ServerConfig, next: ServerConfig): SettingsChange {
   const settings: ServerConfig = { ...running };
   const applied: string[] = [];
   const needRestart: string[] = [];
   for (const key of Object.keys(next) as (keyof ServerConfig)[]) {
-    if (next[key] === running[key]) continue;
+    if (isDeepStrictEqual(next[key], running[key])) continue;
     if (AT_RUNTIME.has(key)) {
       (settings as unknown as Record<string, unknown>)[key] = next[key];
       applied.push(confName(key));
-    } else needRestart.push(confName(key));
+    } else if (key === "fleet") needRestart.push(...fleetNames(running.fleet, next.fleet));
+    else needRestart.push(confName(key));
   }
   return { settings, applied, needRestart };
 }

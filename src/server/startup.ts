@@ -5,7 +5,9 @@ import { accessSync, constants, readFileSync, renameSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import { errorMessage, makeLogger, type Level, type Logger } from "../cli/log.js";
-import { loadClientsConf, loadServerConf, overlayServerConfig, type ClientConfig, type ServerConfig } from "../config/index.js";
+import { ConfigError, loadClientsConf, loadServerConf, overlayServerConfig, type ClientConfig, type ServerConfig } from "../config/index.js";
+import { UsageError } from "../cli/args.js";
+import { TlsError, checkPriority } from "../tls/index.js";
 import { CheckerRunner } from "./checker.js";
 import { CheckerLauncher, checkerIdentity } from "./checker-launcher.js";
 import { syslogLogger } from "./daemon.js";
@@ -19,10 +21,21 @@ import type { ClientView, ServerMetrics } from "./metrics.js";
 import { formatHostPort, serveMetrics } from "./metrics-http.js";
 import { journalLogger, stderrIsJournal } from "../sys/journal.js";
 
-/** mandos.conf under the command line; throws UsageError or ConfigError. */
+/**
+ * mandos.conf under the command line; throws UsageError or ConfigError.
+ * GnuTLS checks the priority string here, at start and at each reload:
+ * a session would find a bad one only at every handshake.
+ */
 export function readSettings(args: ServerArgs): { settings: ServerConfig; level: Level } {
-  const settings = overlayServerConfig(loadServerConf(join(args.configdir, "mandos.conf")), args.overrides);
+  const path = join(args.configdir, "mandos.conf");
+  const settings = overlayServerConfig(loadServerConf(path), args.overrides);
   checkSettings(settings);
+  try {
+    checkPriority(settings.priority);
+  } catch (err) {
+    if (!(err instanceof TlsError)) throw err;
+    throw args.overrides.priority !== undefined ? new UsageError(`--priority: ${err.message}`) : new ConfigError(`${path}: priority: ${err.message}`);
+  }
   return { settings, level: logLevel(settings.debuglevel, settings.debug) };
 }
 

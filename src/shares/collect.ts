@@ -32,6 +32,19 @@ interface ShareSet {
  * are anyone on the link, and anyone can encrypt to the client's public key.
  */
 export const MAX_COMBINATIONS = 256;
+/**
+ * What the count of combinations does not bound is their cost: one costs
+ * K² steps per byte of share. Each offer gets at most this many steps in
+ * all (about two combinations of the largest shares at K = 32, a fraction
+ * of a second; thousands of typical ones).
+ */
+export const MAX_WORK_PER_OFFER = 1 << 26;
+
+/** Pure: the steps one combination of a set's shares costs. */
+export const combineCost = (threshold: number, yLength: number) => threshold * threshold * (yLength + 1);
+
+/** Shares held per set at most, in multiples of its K: more only multiply the combinations. */
+export const MAX_HELD_PER_THRESHOLD = 2;
 
 /** K-element subsets of `items` that contain `must`, at most `limit` of them. */
 export function subsetsWith<T>(items: readonly T[], must: T, k: number, limit = MAX_COMBINATIONS): T[][] {
@@ -81,6 +94,10 @@ export class ShareCollector {
     const label = `set ${share.setId.toString("hex").slice(0, 8)} (${share.threshold} needed)`;
     let set = this.sets.get(key);
     if (!set) this.sets.set(key, (set = { label, threshold: share.threshold, shares: [] }));
+    if (set.shares.length >= MAX_HELD_PER_THRESHOLD * set.threshold) {
+      share.y.fill(0);
+      return { password: null, problems: [`${server}: share ${share.index} of ${label} refused: ${set.shares.length} of it held already`], notes: [] };
+    }
     const clash = set.shares.find((s) => s.index === share.index);
     if (clash) {
       const same = clash.y.equals(share.y);
@@ -97,10 +114,13 @@ export class ShareCollector {
   }
 
   private async tryCombine(set: ShareSet, newest: Held, notes: string[]): Promise<Offered> {
-    for (const subset of subsetsWith(set.shares, newest, set.threshold)) {
+    const cost = combineCost(set.threshold, newest.y.length);
+    let budget = MAX_WORK_PER_OFFER;
+    for (const subset of subsetsWith(set.shares, newest, set.threshold, Math.min(MAX_COMBINATIONS, Math.floor(budget / cost)))) {
+      budget -= cost;
       const password = await combineShares(subset);
       if (!password) continue;
-      const problems = await this.misfits(set, subset);
+      const problems = await this.misfits(set, subset, Math.floor(budget / cost));
       for (const other of this.sets.values()) {
         if (other === set) continue;
         for (const s of other.shares) problems.push(`${s.server}: share of another ${other.label}, not combined`);
@@ -116,11 +136,15 @@ export class ShareCollector {
     };
   }
 
-  /** Shares of the set that do not fit the combination that worked, named by server. */
-  private async misfits(set: ShareSet, good: Held[]): Promise<string[]> {
+  /** Shares of the set that do not fit the combination that worked, named by server; `tries` combinations at most. */
+  private async misfits(set: ShareSet, good: Held[], tries: number): Promise<string[]> {
     const problems: string[] = [];
     for (const s of set.shares) {
       if (good.includes(s)) continue;
+      if (tries-- <= 0) {
+        problems.push(`${s.server}: share ${s.index} of ${set.label} not checked against the others (work bound)`);
+        continue;
+      }
       const fits = await combineShares([...good.slice(1), s]);
       if (fits) fits.fill(0);
       else problems.push(`${s.server}: share ${s.index} of ${set.label} does not fit the others (wrong or corrupted)`);

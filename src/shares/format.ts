@@ -6,7 +6,7 @@
 //   0       14    magic "\0\xffmandos-share": NUL-led and not UTF-8, so no
 //                 real password (typed text) starts with it
 //   14      1     format version (1)
-//   15      1     K, the threshold (2-255)
+//   15      1     K, the threshold (2-32: see MAX_THRESHOLD)
 //   16      1     this share's index, its x coordinate (1-255)
 //   17      16    set identifier (random per split)
 //   33      rest  y: Shamir share of (password || check), one byte per byte
@@ -27,6 +27,12 @@ export const HEADER_BYTES = MAGIC.length + 3 + SET_ID_BYTES;
 /** Larger passwords are not Mandos passwords (the client prints at most 64 KiB). */
 export const MAX_SECRET_BYTES = 32 * 1024;
 export const MIN_THRESHOLD = 2;
+/**
+ * Combining costs K² steps per byte, and the client combines what anyone
+ * on the link sends: K = 255 with a 32 KiB share took 16 s per try. At 32
+ * one try of the largest share is a fraction of a second.
+ */
+export const MAX_THRESHOLD = 32;
 export const MAX_SHARES = 255;
 
 export class ShareError extends Error {}
@@ -42,6 +48,12 @@ export interface Share {
 /** Only a secret with the magic is a share; anything else is a password, as for Mandos. */
 export function isShare(secret: Uint8Array): boolean {
   return secret.length >= MAGIC.length && MAGIC.equals(Buffer.from(secret.buffer, secret.byteOffset, MAGIC.length));
+}
+
+/** A share's threshold and index (header numbers only, for reports), or null for anything else. */
+export function shareHeader(secret: Uint8Array): { threshold: number; index: number } | null {
+  if (!isShare(secret) || secret.length < HEADER_BYTES) return null;
+  return { threshold: secret[MAGIC.length + 1]!, index: secret[MAGIC.length + 2]! };
 }
 
 export function encodeShare(s: Share): Buffer {
@@ -66,6 +78,7 @@ export function parseShare(data: Uint8Array): Share {
   if (version !== VERSION) throw new ShareError(`unknown share format version ${version}`);
   const threshold = buf[MAGIC.length + 1]!;
   if (threshold < MIN_THRESHOLD) throw new ShareError(`share threshold ${threshold} below ${MIN_THRESHOLD}`);
+  if (threshold > MAX_THRESHOLD) throw new ShareError(`share threshold ${threshold} above ${MAX_THRESHOLD}`);
   const index = buf[MAGIC.length + 2]!;
   if (index === 0) throw new ShareError("share index 0");
   const yLength = buf.length - HEADER_BYTES;

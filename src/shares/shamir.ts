@@ -8,6 +8,7 @@ import {
   CHECK_BYTES,
   MAX_SECRET_BYTES,
   MAX_SHARES,
+  MAX_THRESHOLD,
   MIN_THRESHOLD,
   SET_ID_BYTES,
   ShareError,
@@ -17,11 +18,11 @@ import {
   type Share,
 } from "./format.js";
 
-/** Throws a one-line ShareError unless 2 <= threshold <= shares <= 255. */
+/** Throws a one-line ShareError unless 2 <= threshold <= 32 and threshold <= shares <= 255. */
 export function checkSplit(threshold: number, shares: number): void {
-  const ok = (n: number) => Number.isInteger(n) && n >= MIN_THRESHOLD && n <= MAX_SHARES;
-  if (!ok(threshold)) throw new ShareError(`threshold must be a whole number from ${MIN_THRESHOLD} to ${MAX_SHARES}`);
-  if (!ok(shares)) throw new ShareError(`number of shares must be a whole number from ${MIN_THRESHOLD} to ${MAX_SHARES}`);
+  const ok = (n: number, max: number) => Number.isInteger(n) && n >= MIN_THRESHOLD && n <= max;
+  if (!ok(threshold, MAX_THRESHOLD)) throw new ShareError(`threshold must be a whole number from ${MIN_THRESHOLD} to ${MAX_THRESHOLD}`);
+  if (!ok(shares, MAX_SHARES)) throw new ShareError(`number of shares must be a whole number from ${MIN_THRESHOLD} to ${MAX_SHARES}`);
   if (threshold > shares) throw new ShareError(`threshold ${threshold} exceeds the number of shares ${shares}`);
 }
 

@@ -46,6 +46,8 @@ interface Api {
   init(out: [Pointer | null], flags: number): number;
   deinit(session: Pointer): void;
   prioritySetDirect(session: Pointer, priority: string, errPos: [unknown]): number;
+  priorityInit(cache: [Pointer | null], priority: string, errPos: [unknown]): number;
+  priorityDeinit(cache: Pointer): void;
   credentialsSet(session: Pointer, type: number, cred: Pointer): number;
   serverSetRequest(session: Pointer, req: number): void;
   setPtr(session: Pointer, ptr: bigint): void;
@@ -167,6 +169,8 @@ export function gnutls(): Api {
       liveSessions--;
     },
     prioritySetDirect: lib.func("int gnutls_priority_set_direct(void *session, const char *priorities, _Out_ const char **err_pos)"),
+    priorityInit: lib.func("int gnutls_priority_init(_Out_ void **cache, const char *priorities, _Out_ const char **err_pos)"),
+    priorityDeinit: lib.func("void gnutls_priority_deinit(void *cache)"),
     credentialsSet: lib.func("int gnutls_credentials_set(void *session, int type, void *cred)"),
     serverSetRequest: lib.func("void gnutls_certificate_server_set_request(void *session, int req)"),
     setPtr: lib.func("void gnutls_transport_set_ptr(void *session, void *ptr)"),

@@ -38,6 +38,21 @@ const MAX_NONFATAL_RETRIES = 16;
 
 export class TlsError extends Error {}
 
+const badPriority = (priority: string, rc: number) => new TlsError(`bad priority string ${JSON.stringify(priority)}: ${gnutls().strerror(rc)}`);
+
+/**
+ * Throws a one-line TlsError unless GnuTLS accepts `priority`: checked
+ * before a server starts or reloads with it, since a session would only
+ * find out at each handshake.
+ */
+export function checkPriority(priority: string): void {
+  const api = gnutls();
+  const cache: [Pointer | null] = [null];
+  const rc = api.priorityInit(cache, priority, [null]);
+  if (rc < 0) throw badPriority(priority, rc);
+  api.priorityDeinit(cache[0]!);
+}
+
 /**
  * Certificate credentials. `rawKey` holds our own raw public key (the Mandos
  * client presents one); `anonymous` holds none (the Mandos server only reads
@@ -126,7 +141,7 @@ export class TlsConnection {
     try {
       const errPos: [unknown] = [null];
       const rc = api.prioritySetDirect(session, priority, errPos);
-      if (rc < 0) throw new TlsError(`bad priority string ${JSON.stringify(priority)}: ${api.strerror(rc)}`);
+      if (rc < 0) throw badPriority(priority, rc);
       check("gnutls_credentials_set", api.credentialsSet(session, GNUTLS_CRD_CERTIFICATE, credentials.pointer));
       if (flags & GNUTLS_SERVER) api.serverSetRequest(session, GNUTLS_CERT_IGNORE);
       api.setPtr(session, BigInt(this.id));

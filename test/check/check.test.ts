@@ -13,6 +13,7 @@ import { BIN, requires, run, tempDir, type RunResult } from "../helpers/index.js
 import { makeKeys, passwordSection } from "../helpers/client.js";
 import { dracutKernel, dracutRig, installStaged, needsBuild, type Staged } from "../helpers/integration.js";
 import { serverWritableDir, startServer, writeConfig, type RunningServer } from "../helpers/server.js";
+import { shareSections } from "../helpers/shares.js";
 
 const KVER = dracutKernel();
 const skip =
@@ -32,6 +33,7 @@ let sys: string;
 let keys: string;
 let otherKeys: string;
 let volume: string;
+let build: ReturnType<typeof dracutRig>;
 
 before(async () => {
   if (skip) return;
@@ -41,12 +43,6 @@ before(async () => {
   keys = makeKeys(join(w, "keys"), "ours");
   otherKeys = makeKeys(join(w, "other-keys"), "ours");
   sys = join(w, "sys");
-  mkdirSync(join(sys, "boot"), { recursive: true });
-  mkdirSync(join(sys, "etc"));
-  symlinkSync(`boot/vmlinuz-${KVER}`, join(sys, "vmlinuz"));
-  const build = await dracutRig(w, staged.path, KVER!)(keys, `--hostonly --omit "plymouth mandos" --add "systemd mandos-ts" "${join(sys, "boot", `initrd.img-${KVER}`)}"`);
-  assert.equal(build.code, 0, build.stderr.slice(-4000));
-
   volume = join(w, "root.luks");
   assert.equal((await run("truncate", ["-s", "20M", volume])).code, 0);
   const format = await run(
@@ -55,8 +51,20 @@ before(async () => {
     { input: PASSWORD, timeoutMs: 60_000 },
   );
   assert.equal(format.code, 0, format.stderr);
-  writeFileSync(join(sys, "etc", "crypttab"), `# <target> <source> <key file> <options>\nroot ${volume} none luks,initramfs\nswap /dev/null /dev/urandom swap\n`);
+  build = dracutRig(w, staged.path, KVER!);
+  await makeSystem(sys);
+
 });
+
+/** A system directory: its boot/ with an image of our module (with an administrator's drop-in, if given), its crypttab. */
+async function makeSystem(dir: string, dropIn?: string): Promise<void> {
+  mkdirSync(join(dir, "boot"), { recursive: true });
+  mkdirSync(join(dir, "etc"));
+  symlinkSync(`boot/vmlinuz-${KVER}`, join(dir, "vmlinuz"));
+  const made = await build(keys, `--hostonly --omit "plymouth mandos" --add "systemd mandos-ts" "${join(dir, "boot", `initrd.img-${KVER}`)}"`, undefined, dropIn);
+  assert.equal(made.code, 0, made.stderr.slice(-4000));
+  writeFileSync(join(dir, "etc", "crypttab"), `# <target> <source> <key file> <options>\nroot ${volume} none luks,initramfs\nswap /dev/null /dev/urandom swap\n`);
+}
 
 after(() => {
   if (skip) return;
@@ -81,13 +89,13 @@ function section(keyDir: string, name: string, secret: string, extra = ""): stri
   return passwordSection(keyDir, "ours", name, passfile) + extra;
 }
 
-/** mandos-check on the test's system directory, the kernel command line pointing at `port`. */
-function check(port: number, keyDir = keys): Promise<RunResult> {
-  writeFileSync(join(sys, "cmdline"), `BOOT_IMAGE=/vmlinuz-${KVER} root=/dev/mapper/root ro mandos=connect:::1:${port},interface:none\n`);
+/** mandos-check on a system directory (the test's own by default), the kernel command line pointing at `port`. */
+function check(port: number, keyDir = keys, system = sys, wait = 20): Promise<RunResult> {
+  writeFileSync(join(system, "cmdline"), `BOOT_IMAGE=/vmlinuz-${KVER} root=/dev/mapper/root ro mandos=connect:::1:${port},interface:none\n`);
   return run(
     process.execPath,
-    [join(BIN, "mandos-check"), `--key-dir=${keyDir}`, `--crypttab=${join(sys, "etc", "crypttab")}`, `--boot-dir=${join(sys, "boot")}`,
-      `--cmdline=${join(sys, "cmdline")}`, `--kernel-release=${KVER}`, "--wait=20"],
+    [join(BIN, "mandos-check"), `--key-dir=${keyDir}`, `--crypttab=${join(system, "etc", "crypttab")}`, `--boot-dir=${join(system, "boot")}`,
+      `--cmdline=${join(system, "cmdline")}`, `--kernel-release=${KVER}`, `--wait=${wait}`],
     { timeoutMs: 90_000 },
   );
 }
@@ -152,4 +160,42 @@ test("mandos-check: the secret does not open the volume: exit 5", { skip, timeou
     assert.match(r.stdout.toString(), new RegExp(`^server \\[::1\\]:${server.port}: found; handshake done; secret decrypts; does not open root \\(${volume}\\): the password does not open it$`, "m"));
     assert.equal(verdictOf(r), `verdict: this machine would NOT unlock unattended: devices: the secret does not open root (${volume}): the password does not open it`);
   });
+});
+
+test("mandos-check: k-of-n, 2 of 2: both servers up: exit 0; one of them down: exit 4 within --wait", { skip, timeout: 400_000 }, async (t) => {
+  const { sections } = await shareSections(keys, PASSWORD, 2, 2, "client");
+  const first = await serverWith("share-1", sections[0]!);
+  let second: RunningServer | null = await serverWith("share-2", sections[1]!);
+  try {
+    // The second server as an administrator gives it without Zeroconf: a drop-in in the image.
+    const system = join(work.path, "sys-kofn");
+    await makeSystem(system, `[Service]\nEnvironment="MANDOS_CLIENT_OPTIONS=--connect=::1:${second.port}"\n`);
+    const both = await check(first.port, keys, system);
+    const out = both.stdout.toString();
+    t.diagnostic(out);
+    assert.equal(both.code, 0, `${out}\n${both.stderr}`);
+    for (const port of [first.port, second.port]) {
+      assert.match(out, new RegExp(`^server \\[::1\\]:${port}: found; handshake done; share \\d+ of 2 decrypts$`, "m"));
+    }
+    assert.match(out, new RegExp(`^shares: combined into the password; opens root \\(${volume}\\)$`, "m"));
+    assert.equal(verdictOf(both), "verdict: this machine would unlock unattended if it rebooted now");
+
+    const secondPort = second.port;
+    await second.stop();
+    second = null;
+    const started = Date.now();
+    const one = await check(first.port, keys, system, 8);
+    const elapsed = Date.now() - started;
+    const text = one.stdout.toString();
+    t.diagnostic(text);
+    assert.equal(one.code, 4, `${text}\n${one.stderr}`);
+    assert.ok(elapsed < 30_000, `took ${elapsed} ms with --wait=8`);
+    assert.match(text, new RegExp(`^server \\[::1\\]:${first.port}: found; handshake done; share \\d+ of 2 decrypts$`, "m"));
+    assert.match(text, new RegExp(`^server \\[::1\\]:${secondPort}: found; cannot connect`, "m"));
+    assert.equal(verdictOf(one), "verdict: this machine would NOT unlock unattended: servers: shares from 1 server(s) decrypt, 2 needed; no password within 8 s");
+    for (const r of [both, one]) assert.ok(!r.stdout.includes(PASSWORD) && !r.stderr.includes(PASSWORD), "the password is never printed");
+  } finally {
+    await first.stop();
+    await second?.stop();
+  }
 });

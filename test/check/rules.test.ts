@@ -55,7 +55,7 @@ const state = (events: Parameters<typeof applyEvent>[2][]): ServerState => {
   return states.get("[::1]:1")!;
 };
 
-test("when to stop asking: a decrypted secret never; every server failed (with Zeroconf after settling); the deadline", () => {
+test("when to stop asking: a decrypted secret not before the deadline; every server failed (with Zeroconf after settling); the deadline", () => {
   const rule = { connectMode: true, waitMs: 30_000, settleMs: 10_000 };
   const failed = state([{ type: "found" }, { type: "connected" }, { type: "failed", reason: "x" }]);
   const waiting = state([{ type: "found" }, { type: "connected" }, { type: "handshake" }]);
@@ -66,7 +66,22 @@ test("when to stop asking: a decrypted secret never; every server failed (with Z
   assert.equal(stopNow([failed], 10_000, { ...rule, connectMode: false }), true);
   assert.equal(stopNow([failed, waiting], 1000, rule), false);
   assert.equal(stopNow([waiting], 30_000, rule), true);
-  assert.equal(stopNow([done], 60_000, rule), false);
+  assert.equal(stopNow([done], 1000, rule), false);
+  assert.equal(stopNow([done], 30_000, rule), true);
+});
+
+test("k-of-n: a share is not the password; fewer than K shares stop at the deadline", () => {
+  const rule = { connectMode: true, waitMs: 30_000, settleMs: 10_000 };
+  const share = state([{ type: "found" }, { type: "connected" }, { type: "handshake" }, { type: "share", index: 2, threshold: 3 }]);
+  const failed = state([{ type: "found" }, { type: "connected" }, { type: "failed", reason: "x" }]);
+  const awaiting = state([{ type: "found" }, { type: "connected" }, { type: "handshake" }]);
+  assert.equal(stopNow([share, failed], 1000, rule), false);
+  assert.equal(stopNow([share, failed], 30_000, rule), true);
+  assert.equal(stopNow([share, awaiting], 30_000, rule), true);
+  assert.equal(describeState(share, "AB".repeat(32), 30), "found; handshake done; share 2 of 3 decrypts");
+  const line = formatEvent("[::1]:1", { type: "share", index: 2, threshold: 3 });
+  assert.deepEqual(parseEventLine(line.trimEnd()), { server: "[::1]:1", event: { type: "share", index: 2, threshold: 3 } });
+  assert.equal(parseEventLine('mandos-client-event {"server":"x","type":"share","index":256,"threshold":2}'), null);
 });
 
 test("each server's line says how far it got", () => {

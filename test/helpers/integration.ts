@@ -2,7 +2,7 @@
 // (`npm run install-system` into a temporary DESTDIR), running the
 // generator by hand, reading the trees they produce, and the kernel that
 // dracut can build for.
-import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, tempDir, which, type RunResult } from "./index.js";
 
@@ -133,16 +133,33 @@ export function dracutRig(work: string, staged: string, kver: string, extraEnv: 
   const env = { ...process.env, mandos_ts_sysroot: staged, dracutbasedir: dracutBase, ...extraEnv };
   const empty = join(work, "no-hooks");
   mkdirSync(empty, { recursive: true });
-  /** dracut with `args` (options and the image's path), with `keys` and `hooks` (directories) in place. */
-  return (keys: string, args: string, hooks = empty): Promise<RunResult> =>
-    run(
+  /**
+   * dracut with `args` (options and the image's path), with `keys` and
+   * `hooks` (directories) in place, and `dropIn` (text) as an
+   * administrator's drop-in for the agent's unit, if given.
+   */
+  return (keys: string, args: string, hooks = empty, dropIn?: string): Promise<RunResult> => {
+    let units = "";
+    if (dropIn !== undefined) {
+      const dir = join(work, "systemd-system");
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(work, "admin-drop-in.conf"), dropIn);
+      units = `mount -t tmpfs tmpfs "${dir}"
+         cp -a /etc/systemd/system/. "${dir}/"
+         mkdir -p "${dir}/ask-password-mandos.service.d"
+         cp "${join(work, "admin-drop-in.conf")}" "${dir}/ask-password-mandos.service.d/"
+         mount --bind "${dir}" /etc/systemd/system`;
+    }
+    return run(
       "unshare",
       ["--mount", "--propagation", "private", "sh", "-ec",
         `mount -t tmpfs -o mode=0700 tmpfs /etc/keys/mandos
          cp -a "${keys}/." /etc/keys/mandos/
          mount -t tmpfs tmpfs /etc/mandos/network-hooks.d
          cp -a "${hooks}/." /etc/mandos/network-hooks.d/
+         ${units}
          exec dracut --force --no-compress --no-early-microcode --tmpdir "${work}" --kver "${kver}" ${args}`],
       { env, timeoutMs: 400_000 },
     );
+  };
 }

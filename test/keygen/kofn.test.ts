@@ -15,7 +15,7 @@ import { keysAndShares } from "../helpers/shares.js";
 const KEYGEN = join(BIN, "mandos-keygen");
 const defaults = { dir: "/k", name: () => "host" };
 
-test("--threshold/--shares: parsed together, 2 <= K <= N <= 255, only when making a password", () => {
+test("--threshold/--shares: parsed together, 2 <= K <= 32, K <= N <= 255, only when making a password", () => {
   const plan = parseKeygenArgs(["-F", "f", "--threshold", "2", "--shares", "3"], defaults);
   assert.deepEqual(plan.mode === "password" && plan.split, { threshold: 2, shares: 3 });
   const bad: [string[], RegExp][] = [
@@ -24,6 +24,7 @@ test("--threshold/--shares: parsed together, 2 <= K <= N <= 255, only when makin
     [["-F", "f", "--threshold", "1", "--shares", "3"], /--threshold: 1 is not from 2 to the number of shares \(3\)/],
     [["-F", "f", "--threshold", "4", "--shares", "3"], /--threshold: 4 is not/],
     [["-F", "f", "--threshold", "2", "--shares", "256"], /--shares: 256 is not from 2 to 255/],
+    [["-F", "f", "--threshold", "33", "--shares", "40"], /--threshold: 33 is above 32, the most a client combines/],
     [["-F", "f", "--threshold", "2", "--shares", "1"], /--shares: 1 is not/],
     [["-F", "f", "--threshold", "two", "--shares", "3"], /--threshold: expected a whole number, got "two"/],
     [["-F", "f", "--threshold", "2", "--shares", "3.0"], /--shares: expected a whole number/],

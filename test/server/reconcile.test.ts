@@ -78,6 +78,18 @@ test("mandos.conf: debuglevel, priority and max_connections_per_address apply no
   assert.deepEqual(reconcileSettings(old, old), { settings: old, applied: [], needRestart: [] });
 });
 
+test("mandos.conf read twice from the same text is unchanged; a real change is named by its mandos.conf option", () => {
+  const text = "[DEFAULT]\nmetrics_address = [::1]:9797\netcd_endpoints = http://[::1]:2379\netcd_prefix = /mandos/\n";
+  const read = (t: string) => parseServerConf(t, "mandos.conf");
+  assert.deepEqual(reconcileSettings(read(text), read(text)), { settings: read(text), applied: [], needRestart: [] });
+  const changed = reconcileSettings(
+    read(text),
+    read("[DEFAULT]\nmetrics_address = [::1]:9798\netcd_endpoints = http://[::1]:2379\netcd_prefix = /other/\netcd_grace = 30s\n"),
+  );
+  assert.deepEqual(changed.needRestart.sort(), ["etcd_grace", "etcd_prefix", "metrics_address"]);
+  assert.deepEqual(reconcileSettings(read("[DEFAULT]\n"), read(text)).needRestart.sort(), ["etcd_endpoints", "metrics_address"]);
+});
+
 // ---- The server applying a reload, with fake timers and checkers ----------
 
 function fakeServer(configured: ConfiguredClient[]) {

@@ -120,6 +120,13 @@ test("SIGHUP with a broken clients.conf or mandos.conf changes nothing and says 
   assert.match(last, /Reload refused, configuration unchanged: \S+\/mandos\.conf:\d+: \[DEFAULT\] port: must be a port number/);
   assert.equal((await json()).edits!.Timeout, 420_000, "clients.conf is not taken either");
   assert.equal(lines(/Reload refused/).length, 2);
+
+  // A priority string GnuTLS refuses would fail every handshake from then on.
+  writeFileSync(mandosConf, readFileSync(mandosConf, "utf8").replace(/^port = banana$/m, "port = 0\npriority = NORMAL:+NO-SUCH-THING"));
+  await hangUp(/Reload refused/);
+  assert.match(lines(/Reload refused/).at(-1)!, /Reload refused, configuration unchanged: \S+\/mandos\.conf: priority: bad priority string "NORMAL:\+NO-SUCH-THING": /);
+  assert.equal(lines(/Reload refused/).length, 3);
+  writeFileSync(mandosConf, readFileSync(mandosConf, "utf8").replace(/^priority = .*\n/m, ""));
 });
 
 test("a restart after the reloads restores what the last good reload left", { skip, timeout: 60_000 }, async () => {

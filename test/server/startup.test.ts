@@ -12,6 +12,7 @@ import { oneClientConf, serverWritableDir, startServer, waitFor, writeConfig } f
 import { unprivilegedIdentity } from "../../src/server/privileges.js";
 import { parseServerArgs } from "../../src/server/options.js";
 import { activationSocket, readSettings, stateDirectoryProblem } from "../../src/server/startup.js";
+import { UsageError } from "../../src/cli/args.js";
 
 const asRoot = requires({ root: true });
 
@@ -101,4 +102,30 @@ test("readSettings: the command line over mandos.conf, and the log level they gi
   assert.equal(readSettings(parseServerArgs(["--configdir", dir.path, "--debug"])).level, "debug");
   writeConfig(dir.path, { clients: "", port: 1025, extra: "debuglevel = LOUD\n" });
   assert.throws(() => readSettings(parseServerArgs(["--configdir", dir.path])), /unknown debug level "LOUD"/);
+});
+
+test("readSettings: GnuTLS checks the priority string; a bad one is one line naming mandos.conf, or --priority", () => {
+  using dir = tempDir();
+  writeConfig(dir.path, { clients: "", port: 1025, extra: "priority = NORMAL:+NO-SUCH-THING\n" });
+  assert.throws(
+    () => readSettings(parseServerArgs(["--configdir", dir.path])),
+    (e: Error) => e.message.startsWith(`${join(dir.path, "mandos.conf")}: priority: bad priority string "NORMAL:+NO-SUCH-THING": `) && !e.message.includes("\n"),
+  );
+  assert.equal(readSettings(parseServerArgs(["--configdir", dir.path, "--priority", "NORMAL"])).settings.priority, "NORMAL");
+  writeConfig(dir.path, { clients: "", port: 1025 });
+  assert.throws(
+    () => readSettings(parseServerArgs(["--configdir", dir.path, "--priority", "BANANA"])),
+    (e: Error) => e instanceof UsageError && /^--priority: bad priority string "BANANA": /.test(e.message),
+  );
+});
+
+test("a bad priority in mandos.conf stops the start with one line, exit 1", { skip: asRoot, timeout: 30_000 }, async () => {
+  using dir = tempDir();
+  chmodSync(dir.path, 0o755);
+  const configDir = writeConfig(join(dir.path, "conf"), { clients: oneClientConf("true"), port: 0, extra: "priority = BANANA\n" });
+  const r = await run(process.execPath, [join(BIN, "mandos"), "--debug", "--no-dbus", "--configdir", configDir, "--statedir", serverWritableDir(join(dir.path, "state"))], { timeoutMs: 15_000 });
+  assert.equal(r.code, 1, r.stderr);
+  const errors = r.stderr.split("\n").filter((l) => / error: /.test(l));
+  assert.equal(errors.length, 1, r.stderr);
+  assert.match(errors[0]!, new RegExp(`^mandos: error: ${join(configDir, "mandos.conf")}: priority: bad priority string "BANANA": `));
 });

@@ -6,8 +6,11 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { combine } from "shamir-secret-sharing";
 import {
+  CHECK_BYTES,
   HEADER_BYTES,
   MAGIC,
+  MAX_SECRET_BYTES,
+  SET_ID_BYTES,
   ShareCollector,
   ShareError,
   checkValue,
@@ -134,8 +137,8 @@ test("parsing is strict and its errors hold no share bytes", async () => {
   }
 });
 
-test("split refuses thresholds and counts outside 2 <= K <= N <= 255", async () => {
-  for (const [k, n, why] of [[1, 3, /threshold/], [3, 2, /exceeds/], [2, 256, /number of shares/], [2.5, 3, /threshold/]] as const) {
+test("split refuses thresholds and counts outside 2 <= K <= 32, K <= N <= 255", async () => {
+  for (const [k, n, why] of [[1, 3, /threshold/], [3, 2, /exceeds/], [2, 256, /number of shares/], [2.5, 3, /threshold/], [33, 40, /threshold must be a whole number from 2 to 32/]] as const) {
     await assert.rejects(splitPassword(Buffer.from("x"), k, n), why);
   }
   await assert.rejects(splitPassword(Buffer.alloc(0), 2, 2), /empty/);
@@ -199,4 +202,40 @@ test("combinations tried per share are bounded", () => {
   assert.equal(subsetsWith(items, 0, 3).length, 256);
   assert.equal(subsetsWith([1, 2, 3, 4], 1, 2).length, 3);
   assert.ok(subsetsWith([1, 2, 3, 4], 1, 3).every((s) => s.includes(1) && s.length === 3));
+});
+
+/** A share of set `setId` with random y (shares like these never combine). */
+const junkShare = (threshold: number, index: number, setId: Buffer, yLength: number) => encodeShare({ threshold, index, setId, y: randomBytes(yLength) });
+
+test("collector caps: K above 32 is refused, naming the server", async () => {
+  const c = new ShareCollector();
+  const r = await c.offer("big-k", junkShare(33, 1, randomBytes(SET_ID_BYTES), 64));
+  assert.deepEqual(r.problems, ["big-k: bad share: share threshold 33 above 32"]);
+});
+
+test("collector caps: a set holds at most 2K shares; the next is refused, naming the server", async () => {
+  const c = new ShareCollector();
+  const setId = randomBytes(SET_ID_BYTES);
+  for (let i = 1; i <= 4; i++) {
+    const r = await c.offer(`s${i}`, junkShare(2, i, setId, 64));
+    assert.ok(r.problems.every((p) => !p.includes("refused")), r.problems.join());
+  }
+  const r = await c.offer("s5", junkShare(2, 5, setId, 64));
+  assert.equal(r.problems.length, 1);
+  assert.match(r.problems[0]!, /^s5: share 5 of set [0-9a-f]{8} \(2 needed\) refused: 4 of it held already$/);
+});
+
+test("collector caps: the work per offer is bounded, not just the count of combinations", async () => {
+  // 32 KiB shares at K = 32: one combination is K² steps per byte; 256 of
+  // them (the count bound alone) took close to a minute.
+  const c = new ShareCollector();
+  const setId = randomBytes(SET_ID_BYTES);
+  const yLength = MAX_SECRET_BYTES + CHECK_BYTES;
+  for (let i = 1; i <= 33; i++) await c.offer(`s${i}`, junkShare(32, i, setId, yLength));
+  const started = performance.now();
+  const r = await c.offer("s34", junkShare(32, 34, setId, yLength));
+  const elapsed = performance.now() - started;
+  assert.equal(r.password, null);
+  assert.match(r.problems.join(), /do not combine/);
+  assert.ok(elapsed < 10_000, `one offer took ${Math.round(elapsed)} ms`);
 });
