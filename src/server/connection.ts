@@ -6,7 +6,7 @@ import { ProtocolError, readVersionLine } from "../protocol/version-line.js";
 import { TlsConnection, type Credentials } from "../tls/session.js";
 import { keyIdFromSpki } from "../tls/keyid.js";
 import { errorMessage, type Logger } from "../cli/log.js";
-import { report, type ConnectionOutcome, type RefusalReason, type ServerEvents } from "./events.js";
+import { report, stopwatch, type ConnectionOutcome, type RefusalReason, type ServerEvents } from "./events.js";
 
 export interface SecretRequest {
   /** Uppercase hex SHA-256 of the peer's DER SubjectPublicKeyInfo. */
@@ -45,8 +45,6 @@ export function refusalOf(phase: Phase, err: unknown): RefusalReason | null {
   return phase === "handshake" ? "handshake_failure" : null;
 }
 
-const secondsSince = (t: number) => (performance.now() - t) / 1000;
-
 export function peerName(socket: Socket): string {
   const addr = socket.remoteAddress ?? "unknown";
   return addr.includes(":") ? `[${addr}]:${socket.remotePort}` : `${addr}:${socket.remotePort}`;
@@ -54,7 +52,7 @@ export function peerName(socket: Socket): string {
 
 /** Serve one connection; never throws, always releases the socket. */
 export async function handleConnection(socket: Socket, s: ConnectionSettings): Promise<void> {
-  const accepted = performance.now();
+  const sinceAccepted = stopwatch();
   let phase: Phase = "line";
   let outcome: ConnectionOutcome = "failed";
   const peer = peerName(socket);
@@ -67,13 +65,13 @@ export async function handleConnection(socket: Socket, s: ConnectionSettings): P
     const { version, rest } = await readVersionLine(socket, s.lineTimeoutMs);
     s.log.debug(`${peer}: protocol version ${version}`);
     phase = "handshake";
-    const handshakeStarted = performance.now();
+    const handshakeTime = stopwatch();
     conn = await TlsConnection.connect(socket, s.credentials, {
       priority: s.priority,
       handshakeTimeoutMs: s.handshakeTimeoutMs,
       initialData: rest,
     });
-    s.events.handshakeDone(secondsSince(handshakeStarted));
+    s.events.handshakeDone(handshakeTime());
     const type = conn.peerKeyType();
     const key = conn.peerPublicKey();
     if (type !== "rawpk" || key === null) {
@@ -96,7 +94,7 @@ export async function handleConnection(socket: Socket, s: ConnectionSettings): P
     conn.close();
     conn = null;
     grant?.sent();
-    if (grant) s.events.secretSent(secondsSince(accepted));
+    if (grant) s.events.secretSent(sinceAccepted());
     outcome = grant ? "served" : "refused";
   } catch (err) {
     const reason = refusalOf(phase, err);

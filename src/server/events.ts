@@ -12,6 +12,12 @@
 //   error they are today's lines, unchanged. No event carries a secret.
 import type { Level, LogFields, Logger } from "../cli/log.js";
 
+/** Seconds since it was called, each time it is read: the durations events carry. */
+export function stopwatch(): () => number {
+  const started = performance.now();
+  return () => (performance.now() - started) / 1000;
+}
+
 export type ConnectionOutcome = "served" | "refused" | "abandoned" | "failed" | "over_limit";
 export const CONNECTION_OUTCOMES: readonly ConnectionOutcome[] = ["served", "refused", "abandoned", "failed", "over_limit"];
 

@@ -9,6 +9,7 @@ import { readdirSync, unlinkSync } from "node:fs";
 import { open, rename, unlink } from "node:fs/promises";
 import { dirname, join, basename } from "node:path";
 import { GroupCommit } from "./group-commit.js";
+import { stopwatch } from "./events.js";
 
 /** The temporary file a write goes through: ".clients.json.PID.SEQ.tmp" beside the state file. */
 function temporaryPath(path: string, pid: number, seq: number): string {
@@ -96,8 +97,7 @@ export class StateWriter {
     const text = this.snapshot();
     // Unchanged since the last successful write: already on disk.
     if (text === this.lastWritten) return;
-    const started = performance.now();
-    const seconds = () => (performance.now() - started) / 1000;
+    const seconds = stopwatch();
     try {
       await writeAtomic(this.path, text, this.seq++);
       this.lastWritten = text;

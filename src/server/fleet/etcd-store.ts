@@ -30,7 +30,7 @@ import { ConstantBackoff, handleWhen, noop, retry } from "cockatiel";
 import { Etcd3, isRecoverableError, type IKeyValue, type Lease, type Watcher } from "etcd3";
 import type { Logger } from "../../cli/log.js";
 import type { FleetConfig } from "../../config/server.js";
-import type { ServerEvents } from "../events.js";
+import { stopwatch, type ServerEvents } from "../events.js";
 import { GroupCommit } from "../group-commit.js";
 import type { StateStore, StoredClient } from "../server.js";
 import { openSecret, sealSecret, type StoredSecret } from "../state.js";
@@ -255,8 +255,7 @@ export class EtcdStore implements StateStore {
       if (!seed && wait > 0 && onlyExpiryBump(slot.value, local)) return this.later(wait);
       this.lastWrite.set(name, this.now());
       let res;
-      const started = process.hrtime.bigint();
-      const took = () => Number(process.hrtime.bigint() - started) / 1e9;
+      const took = stopwatch();
       try {
         res = await this.client
           // Create revision 0: the key does not exist (a seed never overwrites).
