@@ -4,6 +4,7 @@
 //   const cluster = await startEtcd(dir);       // waits for a leader
 //   cluster.endpoints                           // ["http://127.0.0.1:N", ...]
 //   await cluster.kill(1); await cluster.restart(1);
+//   await cluster.heal();                       // every member back, writable
 //   await cluster.stop();
 //
 // Members run with short heartbeat and election times so that a member
@@ -36,6 +37,8 @@ export interface EtcdCluster {
   kill(i: number): Promise<void>;
   /** Start a killed member again with its data. */
   restart(i: number): Promise<void>;
+  /** Start every killed member again and wait until the cluster takes writes. */
+  heal(): Promise<void>;
   /** An etcd3 client to the whole cluster (closed by stop()). */
   client(): Etcd3;
   /** Resolves once a write through the cluster succeeds. */
@@ -104,6 +107,10 @@ export async function startEtcd(dir: string, size = 3): Promise<EtcdCluster> {
       const m = members[i]!;
       if (m.proc) throw new Error(`etcd member ${m.name} is running`);
       launch(m);
+    },
+    heal: async () => {
+      for (const m of members) if (!m.proc) launch(m);
+      await cluster.ready();
     },
     client: () => {
       const c = new Etcd3({ hosts: members.map((m) => m.clientUrl), dialTimeout: 2000 });

@@ -300,9 +300,12 @@ test("a checker runs on exactly one server; kill -9 that server and another runs
 
 test("without etcd quorum past the grace period every server stops serving; with it back they serve and no acknowledged change is lost", { skip, timeout: 120_000 }, async () => {
   await cluster.kill(0);
-  for (const m of fleet) assert.equal(await tryFetch(m, keys), "pw-one", `${m.name} serves with one member down`);
   const conn = await connectBus(member("B").bus);
   try {
+    for (const m of fleet) assert.equal(await tryFetch(m, keys), "pw-one", `${m.name} serves with one member down`);
+    // If the killed member led, the two left elect a leader first: a change
+    // made during that election is refused, rightly, and is not what this tests.
+    await cluster.ready();
     await setClientProperty(conn, "/clients/toggled", "Host", new Variant("s", "before-outage"));
     const lost = Date.now();
     await Promise.all([cluster.kill(1), cluster.kill(2)]);
@@ -325,14 +328,15 @@ test("without etcd quorum past the grace period every server stops serving; with
     assert.ok(metricSample(scrape, 'mandos_refusals_total{reason="fleet_unconfirmed"}') >= 1, "the refusal is counted");
     assert.ok(metricSample(scrape, "mandos_state_write_seconds_count") >= 1, "etcd commits are timed");
 
-    await Promise.all([0, 1, 2].map((i) => cluster.restart(i)));
-    await cluster.ready();
+    await cluster.heal();
     // Each server resynchronises at its own next read of etcd.
     for (const m of fleet) await waitFor(`${m.name} to serve again`, async () => (await tryFetch(m, keys)) === "pw-one", 20_000);
     assert.equal((await stored("toggled")).host, "before-outage", "the acknowledged change is in etcd");
     for (const m of fleet) assert.equal((await shown(m)).toggled!.Host, "before-outage", `${m.name} shows it`);
   } finally {
     conn.disconnect();
+    // A failure above must not leave the next tests without quorum.
+    await cluster.heal();
   }
 });
 
