@@ -3,6 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
+import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import {
   bringDown,
@@ -55,15 +56,16 @@ const scenarios = {
     const { name, delayMs } = arg as { name: string; delayMs: number };
     const before = readInterface(name);
     const result = await bringUp(name, [name]);
+    const linkLocal = execFileSync("ip", ["-6", "addr", "show", "dev", name, "scope", "link"], { encoding: "utf8" });
     const t0 = performance.now();
     const wait = await waitRunning([name], delayMs);
     const waitedMs = performance.now() - t0;
     const after = readInterface(name);
     const again = await bringUp(name, [name]);
-    const dad = () => ["optimistic_dad", "use_optimistic"].map((k) => readFileSync(`/proc/sys/net/ipv6/conf/${name}/${k}`, "latin1").trim()).join(",");
+    const dad = () => readFileSync(`/proc/sys/net/ipv6/conf/${name}/accept_dad`, "latin1").trim();
     const dadWhileUp = dad();
     const down = await bringDown(name, [name]);
-    return { before, result, wait, waitedMs, after, again, dadWhileUp, down, dadAfterDown: dad() };
+    return { before, result, linkLocal, wait, waitedMs, after, again, dadWhileUp, down, dadAfterDown: dad() };
   },
   async list() {
     const all = listInterfaces();
@@ -329,7 +331,7 @@ if (isChild()) {
     }
   });
 
-  test("bringUp + waitRunning: a veth end that was down is up and running, with optimistic DAD until bringDown", { skip: needsNetns }, async () => {
+  test("bringUp + waitRunning: a veth end that was down is up and running, without DAD until bringDown", { skip: needsNetns }, async () => {
     const ns = Netns.create();
     try {
       ns.veth("va", "vb");
@@ -337,6 +339,7 @@ if (isChild()) {
       const out = await runInNetns<{
         before: NetInterface;
         result: string;
+        linkLocal: string;
         wait: { running: string[]; notRunning: string[] };
         after: NetInterface;
         again: string;
@@ -348,13 +351,16 @@ if (isChild()) {
       const r = out.result!;
       assert.equal(r.before.flags & IFF.UP, 0);
       assert.equal(r.result, "brought-up");
+      // Its link-local address is usable as soon as it is up: not tentative, not optimistic.
+      assert.match(r.linkLocal, /inet6 fe80:/);
+      assert.doesNotMatch(r.linkLocal, /tentative|optimistic/);
       assert.deepEqual(r.wait, { running: ["va"], notRunning: [] });
       assert.ok(isRunning(r.after));
       assert.equal(r.again, "already-up");
-      // Optimistic DAD while this run has it up; the kernel's defaults back once it is taken down.
-      assert.equal(r.dadWhileUp, "1,1");
+      // No DAD while this run has it up; the kernel's default back once it is taken down.
+      assert.equal(r.dadWhileUp, "0");
       assert.equal(r.down, "taken-down");
-      assert.equal(r.dadAfterDown, "0,0");
+      assert.equal(r.dadAfterDown, "1");
       assert.ok(!ns.flags("va").includes("UP"));
     } finally {
       ns.delete();

@@ -59,6 +59,8 @@ test("our client brings its interface up, finds our server by Zeroconf, and leav
   try {
     const server = await serverInA(pair, keys, "zeroconf password", HOLD);
     execFileSync("ip", ["-n", pair.nsB, "link", "set", "vethB", "down"]);
+    // The kernel's default, which the client turns off while it holds vethB up.
+    execFileSync("ip", ["netns", "exec", pair.nsB, "sysctl", "-q", "-w", "net.ipv6.conf.vethB.accept_dad=1"]);
     const client = spawnInNs(pair.nsB, join(BIN, "mandos-client"), ["--interface", "vethB", "--debug", "--delay", "5", ...keyArgs(keys)], {
       timeoutMs: 90_000,
     });
@@ -80,6 +82,8 @@ test("our client brings its interface up, finds our server by Zeroconf, and leav
     assert.equal(client.stdout, "zeroconf password");
     assert.match(client.stderr, /found server .*fe80:[0-9a-f:]+%vethB/i);
     assert.doesNotMatch(linkState(pair.nsB, "vethB"), /[<,]UP[,>]/, "vethB is down again");
+    const dad = execFileSync("ip", ["netns", "exec", pair.nsB, "sysctl", "-n", "net.ipv6.conf.vethB.accept_dad"], { encoding: "utf8" });
+    assert.equal(dad.trim(), "1", "DAD as it was");
     assert.ok(!client.stderr.includes("zeroconf password"), "the password is not logged");
     await server.stop();
     assert.match(server.stderr, /Sending secret to bootclient/);
