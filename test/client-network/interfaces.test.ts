@@ -336,6 +336,7 @@ if (isChild()) {
     try {
       ns.veth("va", "vb");
       ns.ip("link", "set", "vb", "up");
+      ns.exec("sysctl", ["-qw", "net.ipv6.conf.va.accept_dad=1"]); // the kernel's default, said outright
       const out = await runInNetns<{
         before: NetInterface;
         result: string;

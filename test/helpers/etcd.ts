@@ -4,7 +4,7 @@
 //   const cluster = await startEtcd(dir);       // waits for a leader
 //   cluster.endpoints                           // ["http://127.0.0.1:N", ...]
 //   await cluster.kill(1); await cluster.restart(1);
-//   await cluster.heal();                       // every member back, writable
+//   await cluster.heal();                       // every member started again; a write went through
 //   await cluster.stop();
 //
 // Members run with short heartbeat and election times so that a member
@@ -37,7 +37,7 @@ export interface EtcdCluster {
   kill(i: number): Promise<void>;
   /** Start a killed member again with its data. */
   restart(i: number): Promise<void>;
-  /** Start every killed member again and wait until the cluster takes writes. */
+  /** Start every member that is not running again and wait until the cluster takes writes. */
   heal(): Promise<void>;
   /** An etcd3 client to the whole cluster (closed by stop()). */
   client(): Etcd3;
@@ -109,7 +109,7 @@ export async function startEtcd(dir: string, size = 3): Promise<EtcdCluster> {
       launch(m);
     },
     heal: async () => {
-      for (const m of members) if (!m.proc) launch(m);
+      for (const m of members) if (!m.proc || m.proc.exitCode !== null || m.proc.signalCode !== null) launch(m);
       await cluster.ready();
     },
     client: () => {

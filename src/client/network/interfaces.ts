@@ -56,10 +56,13 @@ const IPV6_CONF = "/proc/sys/net/ipv6/conf";
  * in the boot VM the server's answer to the first mDNS query went unseen in
  * both boots with it and was used in the boot without it (found 1.1 s after
  * browsing began, against 1.7-1.9 s). What is given up: noticing a duplicate
- * link-local address, which for the kernel's EUI-64 addresses means a
- * duplicate MAC address, for as long as the client holds the interface up.
- * The old value is returned, to be put back when the interface is taken
- * down again; a refusal just leaves DAD as it was.
+ * of any address added while the client holds the interface up: its
+ * link-local one (for the kernel's EUI-64 addresses that takes a duplicate
+ * MAC address), and any a router advertisement or a network hook adds. An
+ * administrator's conf/all/accept_dad of 1 or more still wins (the kernel
+ * skips DAD only when both are 0). The old value is returned, to be put
+ * back when the interface is taken down again; a refusal just leaves DAD
+ * as it was.
  */
 function skipDad(name: string, dir: string): Map<string, string> {
   const old = new Map<string, string>();
