@@ -78,6 +78,24 @@ test("mandos=connect:ADDRESS:PORT becomes --connect and waits for network-online
   assert.equal(cmdlineOptions(v6.files), "--connect=fe80::aede:48ff:fe71:f6f2%%eth2:4711");
 });
 
+test("mandos=connect:ADDRESS:PORT may be repeated (a password split over servers): one --connect each, hooks get the first", async () => {
+  const dir = tempDir("mandos-gen-");
+  try {
+    const hooks = join(dir.path, "hooks");
+    mkdirSync(hooks);
+    writeFileSync(join(hooks, "hook"), "#!/bin/sh\n", { mode: 0o755 });
+    chmodSync(join(hooks, "hook"), 0o755);
+    const out = await generate("mandos=connect:192.0.2.7:4711 mandos=connect:fe80::1%eth0:4712,connect:192.0.2.9:4713", {
+      MANDOS_GENERATOR_HOOK_DIR: hooks,
+    });
+    assert.equal(cmdlineOptions(out.files), "--connect=192.0.2.7:4711 --connect=fe80::1%%eth0:4712 --connect=192.0.2.9:4713");
+    const s = unitSettings(out.files[`normal/${hookUnit("hook")}`]!);
+    assert.ok(s.some((l) => /^Environment=.* CONNECT=192\.0\.2\.7:4711 MODE=start$/.test(l)), s.join("\n"));
+  } finally {
+    dir.cleanup();
+  }
+});
+
 test("bare mandos=connect only waits for the network; no --connect", async () => {
   const out = await generate("mandos=connect");
   assert.equal(cmdlineOptions(out.files), "");
