@@ -35,11 +35,14 @@
 //      drops the secret at switch-root;
 //   8. k-of-n: the passphrase split 2-of-2 by our keygen, one share on
 //      each of two servers, both found by Zeroconf: the client combines
-//      them and the root unlocks.
+//      them and the root unlocks;
+//   9. the same without Zeroconf: two mandos=connect: options on the
+//      kernel command line, one per server (mandos-generator(8)).
 // At the end (if time allows) the initramfs is rebuilt without a Mandos
 // module and with Debian's 90mandos to report the size ours adds.
 import { after, before, describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -452,6 +455,27 @@ describe("boot: a LUKS-root VM unlocks unattended through our dracut module and 
       const guest = s.boot();
       await untilRootMounted(s, guest);
       for (const server of servers) assert.match(server.process.output(), new RegExp(`Sending secret to ${CLIENT}`), `${server.name} gave its share`);
+    });
+  });
+
+  test("9. k-of-n without Zeroconf: two mandos=connect: options, one share on each server, unlocks", async (t) => {
+    await scenario(t, "9-two-shares-connect", async (s) => {
+      s.step("splitting the passphrase 2-of-2 with our keygen");
+      const { sections } = await shareSections(initramfs.keys.dir, PASSPHRASE, 2, 2, CLIENT);
+      // A fixed address on the host's side of the link, for the command line.
+      const address = "fe80::1:5";
+      execFileSync("ip", ["-n", s.ns.name, "addr", "add", `${address}/64`, "dev", s.ns.tap, "nodad"]);
+      s.step("starting two servers, one share each");
+      const servers = [await s.server("Mandos-share-1", conf(sections[0]!)), await s.server("Mandos-share-2", conf(sections[1]!))];
+      const ports = servers.map((server) => /Now listening on address ".*?", port (\d+)/.exec(server.process.output())?.[1]);
+      assert.ok(ports.every((p) => p !== undefined), "each server says its port");
+      s.step(`booting the guest with mandos=connect:${address}%eth0:PORT for each`);
+      const guest = s.boot([`mandos=interface:eth0,${ports.map((p) => `connect:${address}%eth0:${p}`).join(",")}`]);
+      await untilRootMounted(s, guest);
+      for (const server of servers) assert.match(server.process.output(), new RegExp(`Sending secret to ${CLIENT}`), `${server.name} gave its share`);
+      const console_ = cleanConsole(guest.output());
+      assert.doesNotMatch(console_, /Zeroconf: browsing/, "the client did not browse");
+      for (const p of ports) assert.match(console_, new RegExp(`trying \\[${address}%eth0\\]:${p}`), `the client tried port ${p}`);
     });
   });
 
