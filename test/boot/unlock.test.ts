@@ -470,7 +470,7 @@ describe("boot: a LUKS-root VM unlocks unattended through our dracut module and 
       const ports = servers.map((server) => /Now listening on address ".*?", port (\d+)/.exec(server.process.output())?.[1]);
       assert.ok(ports.every((p) => p !== undefined), "each server says its port");
       s.step(`booting the guest with mandos=connect:${address}%eth0:PORT for each`);
-      const guest = s.boot([`mandos=interface:eth0,${ports.map((p) => `connect:${address}%eth0:${p}`).join(",")}`]);
+      const guest = s.boot(["mandos=interface:eth0", ...ports.map((p) => `mandos=connect:${address}%eth0:${p}`)]);
       await untilRootMounted(s, guest);
       for (const server of servers) assert.match(server.process.output(), new RegExp(`Sending secret to ${CLIENT}`), `${server.name} gave its share`);
       const console_ = cleanConsole(guest.output());

@@ -89,6 +89,7 @@ test("mandos=connect:ADDRESS:PORT may be repeated (a password split over servers
       MANDOS_GENERATOR_HOOK_DIR: hooks,
     });
     assert.equal(cmdlineOptions(out.files), "--connect=192.0.2.7:4711 --connect=fe80::1%%eth0:4712 --connect=192.0.2.9:4713");
+    assert.match(out.files[DROPIN]!, /^Wants=network-online\.target$/m);
     const s = unitSettings(out.files[`normal/${hookUnit("hook")}`]!);
     assert.ok(s.some((l) => /^Environment=.* CONNECT=192\.0\.2\.7:4711 MODE=start$/.test(l)), s.join("\n"));
   } finally {
