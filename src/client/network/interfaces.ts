@@ -60,37 +60,35 @@ const IPV6_CONF = "/proc/sys/net/ipv6/conf";
  * link-local one (for the kernel's EUI-64 addresses that takes a duplicate
  * MAC address), and any a router advertisement or a network hook adds. An
  * administrator's conf/all/accept_dad of 1 or more still wins (the kernel
- * skips DAD only when both are 0). The old value is returned, to be put
- * back when the interface is taken down again; a refusal just leaves DAD
- * as it was.
+ * skips DAD only when both are 0). The old value is kept, to be put back
+ * when the interface is taken down again; a refusal just leaves DAD as it
+ * was.
  */
-function skipDad(name: string, dir: string): Map<string, string> {
-  const old = new Map<string, string>();
+function skipDad(name: string, dir: string): void {
   const path = join(dir, name, "accept_dad");
   try {
     const value = readFileSync(path, "latin1").trim();
     if (value !== "0") {
       writeFileSync(path, "0");
-      old.set(path, value);
+      dadBefore.set(name, { path, value });
     }
   } catch {
     // no IPv6 on it, or not ours to change: DAD as usual then
   }
-  return old;
 }
 
-/** The IPv6 settings bringUp changed, by interface, until bringDown restores them. */
-const changedIpv6Settings = new Map<string, Map<string, string>>();
+/** accept_dad as it was before bringUp turned DAD off, by interface, until bringDown restores it. */
+const dadBefore = new Map<string, { path: string; value: string }>();
 
-function restoreIpv6Settings(name: string): void {
-  for (const [path, value] of changedIpv6Settings.get(name) ?? []) {
-    try {
-      writeFileSync(path, value);
-    } catch {
-      // the interface is gone, and its settings with it
-    }
+function restoreDad(name: string): void {
+  const saved = dadBefore.get(name);
+  if (!saved) return;
+  dadBefore.delete(name);
+  try {
+    writeFileSync(saved.path, saved.value);
+  } catch {
+    // the interface is gone, and its settings with it
   }
-  changedIpv6Settings.delete(name);
 }
 
 /**
@@ -121,12 +119,11 @@ export async function bringUp(
 ): Promise<"brought-up" | "already-up"> {
   const iface = await checkInterface(name, allowed, "cannot bring up", opts.sysfs);
   if (isUp(iface)) return "already-up";
-  const changed = skipDad(name, opts.ipv6Conf ?? IPV6_CONF);
-  if (changed.size > 0) changedIpv6Settings.set(name, changed);
+  skipDad(name, opts.ipv6Conf ?? IPV6_CONF);
   try {
     await runIp(["link", "set", "dev", name, "up"], `cannot bring up ${name}`, opts);
   } catch (err) {
-    restoreIpv6Settings(name);
+    restoreDad(name);
     throw err;
   }
   return "brought-up";
@@ -140,13 +137,13 @@ export async function bringDown(
 ): Promise<"taken-down" | "already-down"> {
   const iface = await checkInterface(name, allowed, "cannot take down", opts.sysfs);
   if (!isUp(iface)) {
-    restoreIpv6Settings(name);
+    restoreDad(name);
     return "already-down";
   }
   try {
     await runIp(["link", "set", "dev", name, "down"], `cannot take down ${name}`, opts);
   } finally {
-    restoreIpv6Settings(name);
+    restoreDad(name);
   }
   return "taken-down";
 }
