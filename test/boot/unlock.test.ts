@@ -467,8 +467,7 @@ describe("boot: a LUKS-root VM unlocks unattended through our dracut module and 
       execFileSync("ip", ["-n", s.ns.name, "addr", "add", `${address}/64`, "dev", s.ns.tap, "nodad"]);
       s.step("starting two servers, one share each");
       const servers = [await s.server("Mandos-share-1", conf(sections[0]!)), await s.server("Mandos-share-2", conf(sections[1]!))];
-      const ports = servers.map((server) => /Now listening on address ".*?", port (\d+)/.exec(server.process.output())?.[1]);
-      assert.ok(ports.every((p) => p !== undefined), "each server says its port");
+      const ports = servers.map((server) => server.port);
       s.step(`booting the guest with mandos=connect:${address}%eth0:PORT for each`);
       const guest = s.boot(["mandos=interface:eth0", ...ports.map((p) => `mandos=connect:${address}%eth0:${p}`)]);
       await untilRootMounted(s, guest);

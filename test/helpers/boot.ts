@@ -513,6 +513,8 @@ export class Logged {
 
 export interface BootServer {
   name: string;
+  /** The TCP port it listens on (it picks a free one). */
+  port: number;
   bus: PrivateBus;
   process: Logged;
   stop(): Promise<void>;
@@ -558,7 +560,8 @@ export async function startBootServer(opts: {
     await stop();
     throw err;
   }
-  return { name: opts.serviceName, bus, process: process_, stop };
+  const port = Number(/Now listening on address .*?port (\d+)/.exec(process_.output())![1]);
+  return { name: opts.serviceName, port, bus, process: process_, stop };
 }
 
 /** Our mandos-ctl on a server's private bus. */
