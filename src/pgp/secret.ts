@@ -8,6 +8,7 @@ import { openpgpModule } from "./load.js";
 import { PgpError, libraryReason } from "./errors.js";
 import { armoredText, armorType, looksLikePacket, type PgpInput } from "./data.js";
 import type { DecryptionKeys } from "./keys.js";
+import { rsaSessionKeys } from "./rsa.js";
 
 // A password or LUKS key file is small (cryptsetup caps key files at
 // 8 MiB); refuse to inflate a compressed message past this, so a hostile
@@ -67,16 +68,21 @@ export async function decryptSecret(message: Uint8Array, keys: DecryptionKeys): 
       `OpenPGP message is encrypted to another key (key ID ${recipients.join(", ")}), not to this client's key ${keys.fingerprint}`,
     );
   }
+  // RSA session keys by OpenSSL (./rsa.ts), the rest by openpgp.js.
+  const rsa = await rsaSessionKeys(openpgp, parsed, keys.privateKeys, { ...openpgp.config, ...decryptConfig });
   let data: Uint8Array;
   try {
+    if (rsa.handled && rsa.sessionKeys.length === 0) throw new Error("Session key decryption failed");
     ({ data } = await openpgp.decrypt({
       message: parsed,
-      decryptionKeys: keys.privateKeys,
+      ...(rsa.handled ? { sessionKeys: rsa.sessionKeys } : { decryptionKeys: keys.privateKeys }),
       format: "binary",
       config: decryptConfig,
     }));
   } catch (err) {
     throw new PgpError(`cannot decrypt OpenPGP message (corrupt data?): ${libraryReason(err)}`);
+  } finally {
+    for (const key of rsa.sessionKeys) key.data.fill(0);
   }
   // Share the memory rather than copy it, so wiping the Buffer wipes it.
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength);

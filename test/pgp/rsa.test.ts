@@ -1,0 +1,107 @@
+// RSA session keys by OpenSSL (src/pgp/rsa.ts): the same session key as
+// openpgp.js's own decryption, EME-PKCS1-v1_5 decoding, the DER key, and
+// what a tampered or foreign session key packet gives.
+import { test, before } from "node:test";
+import assert from "node:assert/strict";
+import { createPrivateKey, generateKeyPairSync, randomBytes } from "node:crypto";
+import type { PrivateKey } from "openpgp";
+import { decryptSecret, encryptSecret, generateKeys, loadDecryptionKeys, resolveKeySpecs, type GeneratedKeys } from "../../src/pgp/index.js";
+import { openpgpModule, type OpenPGPModule } from "../../src/pgp/load.js";
+import { emeDecode, pkcs1PrivateKeyDer, rsaSessionKeys, sessionKeyOf } from "../../src/pgp/rsa.js";
+
+let openpgp: OpenPGPModule;
+let rsa: GeneratedKeys;
+let ecc: GeneratedKeys;
+
+before(async () => {
+  openpgp = await openpgpModule();
+  rsa = await generateKeys({ name: "rsa client", specs: resolveKeySpecs({ type: "RSA", length: "2048", sublength: "2048" }) });
+  ecc = await generateKeys({ name: "ecc client", specs: resolveKeySpecs({}) });
+});
+
+const config = () => ({ ...openpgp.config });
+
+test("EME-PKCS1-v1_5 decoding: the payload's offset, or -1 for bad padding", () => {
+  const em = (head: number[], ps: number, payload: number[]) => Uint8Array.from([...head, ...Array(ps).fill(0xaa), 0, ...payload]);
+  assert.equal(emeDecode(em([0, 2], 8, [9, 1, 2])), 11);
+  assert.equal(emeDecode(em([0, 2], 200, [9])), 203);
+  assert.equal(emeDecode(em([0, 2], 7, [9, 1, 2])), -1, "padding shorter than 8 bytes");
+  assert.equal(emeDecode(em([1, 2], 8, [9])), -1, "first byte not 0");
+  assert.equal(emeDecode(em([0, 1], 8, [9])), -1, "block type 1 (signatures), not 2");
+  assert.equal(emeDecode(Uint8Array.from([0, 2, ...Array(20).fill(0xaa)])), -1, "no separator");
+  assert.equal(emeDecode(Uint8Array.from([0, 2, 0xaa])), -1, "too short");
+  assert.equal(emeDecode(em([0, 2], 8, [])), 11, "an empty payload is still well padded");
+});
+
+test("session key payloads: algorithm, key and checksum are checked", () => {
+  const key = randomBytes(32);
+  const sum = key.reduce((s, b) => (s + b) & 0xffff, 0);
+  const payload = Uint8Array.from([9, ...key, sum >> 8, sum & 0xff]);
+  assert.deepEqual(sessionKeyOf(openpgp, payload), { data: Uint8Array.from(key), algorithm: "aes256" });
+  const badSum = Uint8Array.from(payload);
+  badSum[badSum.length - 1]! ^= 1;
+  assert.equal(sessionKeyOf(openpgp, badSum), null);
+  assert.equal(sessionKeyOf(openpgp, Uint8Array.from([200, ...payload.subarray(1)])), null, "unknown algorithm");
+  assert.equal(sessionKeyOf(openpgp, Uint8Array.from([9, 0, 0])), null, "too short");
+});
+
+test("the DER key OpenSSL reads is the key it was made from, whatever the integers' high bits", () => {
+  for (let i = 0; i < 4; i++) {
+    const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 1024 });
+    const jwk = privateKey.export({ format: "jwk" });
+    const field = (name: "n" | "e" | "d" | "p" | "q" | "dp" | "dq" | "qi") => Buffer.from(jwk[name]!, "base64url");
+    const der = pkcs1PrivateKeyDer([field("n"), field("e"), field("d"), field("p"), field("q"), field("dp"), field("dq"), field("qi")]);
+    const fromDer = createPrivateKey({ key: der, format: "der", type: "pkcs1" });
+    assert.deepEqual(fromDer.export({ format: "jwk" }), jwk);
+    // A leading zero byte in an input is not part of the integer.
+    const padded = pkcs1PrivateKeyDer([Buffer.concat([Buffer.alloc(1), field("n")]), field("e"), field("d"), field("p"), field("q"), field("dp"), field("dq"), field("qi")]);
+    assert.deepEqual(padded, der);
+  }
+});
+
+test("an RSA-encrypted session key: OpenSSL finds the one openpgp.js finds", async () => {
+  const keys = await loadDecryptionKeys(rsa.publicKeyArmored, rsa.privateKeyArmored);
+  for (let i = 0; i < 3; i++) {
+    const encrypted = await encryptSecret(Buffer.from(`pw ${i}`), rsa.publicKeyArmored, { signingKeyArmored: rsa.privateKeyArmored });
+    const message = await openpgp.readMessage({ binaryMessage: encrypted });
+    const ours = await rsaSessionKeys(openpgp, message, keys.privateKeys, config());
+    const theirs = await openpgp.decryptSessionKeys({ message, decryptionKeys: keys.privateKeys });
+    assert.equal(ours.handled, true);
+    assert.deepEqual(ours.sessionKeys, theirs.map(({ data, algorithm }) => ({ data, algorithm })));
+    assert.equal((await decryptSecret(encrypted, keys)).toString(), `pw ${i}`);
+  }
+});
+
+test("a message to an ECC key is left to openpgp.js; a tampered RSA session key fails in one line", async () => {
+  const eccKeys = await loadDecryptionKeys(ecc.publicKeyArmored, ecc.privateKeyArmored);
+  const toEcc = await openpgp.readMessage({ binaryMessage: await encryptSecret(Buffer.from("pw"), ecc.publicKeyArmored) });
+  assert.deepEqual(await rsaSessionKeys(openpgp, toEcc, eccKeys.privateKeys, config()), { handled: false, sessionKeys: [] });
+
+  const keys = await loadDecryptionKeys(rsa.publicKeyArmored, rsa.privateKeyArmored);
+  const good = await encryptSecret(Buffer.from("pw"), rsa.publicKeyArmored);
+  const pkesk = (await openpgp.readMessage({ binaryMessage: good })).packets.find(
+    (p) => p instanceof openpgp.PublicKeyEncryptedSessionKeyPacket,
+  ) as unknown as { encrypted: { c: Uint8Array } };
+  const at = good.indexOf(pkesk.encrypted.c);
+  assert.ok(at > 0 && pkesk.encrypted.c.length === 256);
+  const one = Buffer.alloc(256);
+  one[255] = 1;
+  // Random: bad padding; all ones: not below n; 1: decrypts to 1.
+  for (const c of [randomBytes(256), Buffer.alloc(256, 0xff), one]) {
+    const tampered = Buffer.concat([good.subarray(0, at), c, good.subarray(at + 256)]);
+    const message = await openpgp.readMessage({ binaryMessage: tampered });
+    assert.deepEqual(await rsaSessionKeys(openpgp, message, keys.privateKeys, config()), { handled: true, sessionKeys: [] });
+    await assert.rejects(
+      decryptSecret(tampered, keys),
+      (err: Error) => /^cannot decrypt OpenPGP message \(corrupt data\?\): Session key decryption failed$/.test(err.message),
+    );
+  }
+});
+
+test("a key that does not decrypt (signing only) handles nothing", async () => {
+  const message = await openpgp.readMessage({ binaryMessage: await encryptSecret(Buffer.from("pw"), rsa.publicKeyArmored) });
+  // Only the primary (signing) key: getDecryptionKeys finds no key for the subkey's ID.
+  const primaryOnly = (await openpgp.readPrivateKey({ armoredKey: rsa.privateKeyArmored })) as PrivateKey;
+  primaryOnly.subkeys = [];
+  assert.deepEqual(await rsaSessionKeys(openpgp, message, [primaryOnly], config()), { handled: false, sessionKeys: [] });
+});
