@@ -47,6 +47,7 @@ export async function obtainPassword(opts: ClientOptions, keys: KeyMaterial, dep
   const { log } = deps;
   const credentials = Credentials.rawKey(keys.tlsPublicPem, keys.tlsPrivatePem);
   const decrypter = makeDecrypter(keys);
+  decrypter.then(() => log.debug("OpenPGP keys loaded"), () => {});
   // A bad OpenPGP key ends the run at once instead of retrying.
   const keyFailure = decrypter.then(() => new Promise<never>(() => {}));
   const attemptWith = async (server: ServerAddress, signal: AbortSignal) => {
@@ -59,8 +60,14 @@ export async function obtainPassword(opts: ClientOptions, keys: KeyMaterial, dep
           connectTimeoutMs: 10_000,
           handshakeTimeoutMs: 10_000,
           answerTimeoutMs: opts.timeoutSeconds * 1000,
-          decrypt: async (message) => (await decrypter)(message),
-          reached: (step) => deps.onServerEvent?.(server, { type: step }),
+          decrypt: async (message) => {
+            log.debug(`received ${message.length} bytes of encrypted secret from ${describeServer(server)}`);
+            return (await decrypter)(message);
+          },
+          reached: (step) => {
+            if (step === "handshake") log.debug(`TLS handshake done with ${describeServer(server)}`);
+            deps.onServerEvent?.(server, { type: step });
+          },
         },
         signal,
       ).then((secret) => {

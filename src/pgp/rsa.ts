@@ -1,13 +1,13 @@
 // RSA-encrypted session keys, decrypted by OpenSSL. Debian's mandos-keygen
 // makes RSA-4096 keys, and Node 20 refuses RSA PKCS#1 v1.5 private
 // decryption (CVE-2023-46809), so openpgp.js falls back to BigInt
-// arithmetic in JavaScript: 40 ms natively, about 1 s in a boot VM under
+// arithmetic in JavaScript: 40 ms natively, about 0.5 s in a boot VM under
 // emulation, on the way to the disk password. Here OpenSSL does the
 // private-key operation without padding (blinded, constant time, 3 ms),
 // the EME-PKCS1-v1_5 decoding runs without branching on its bytes (as in
 // openpgp.js), and openpgp.js then decrypts the message with the session
-// key it is given. Anything else (other algorithms, version 6 packets) is
-// left to openpgp.js.
+// key it is given. Anything else (other algorithms, version 6 packets, a
+// session key that does not decrypt) is left to openpgp.js.
 import { constants, createPrivateKey, privateDecrypt, type KeyObject } from "node:crypto";
 import type { Config, Message, PrivateKey, SessionKey } from "openpgp";
 import type { OpenPGPModule } from "./load.js";
@@ -163,19 +163,18 @@ const isRsa = (openpgp: OpenPGPModule, algorithm: number) =>
 /**
  * The session keys that our RSA keys decrypt from the message's version 3
  * session key packets addressed to them (or to anyone), found as
- * openpgp.js would find them; `handled` is false if the message has none,
- * and openpgp.js should decrypt it with the keys instead. The caller wipes
- * the keys' data.
+ * openpgp.js would find them. None: openpgp.js should decrypt the message
+ * with the keys instead (other algorithms, or a packet that does not
+ * decrypt, for which it gives its usual error). The caller wipes the keys' data.
  */
 export async function rsaSessionKeys(
   openpgp: OpenPGPModule,
   message: Message<Uint8Array | string>,
   privateKeys: readonly PrivateKey[],
   config: Config,
-): Promise<{ handled: boolean; sessionKeys: SessionKey[] }> {
+): Promise<SessionKey[]> {
   const packets = message.packets.filter((p) => p instanceof openpgp.PublicKeyEncryptedSessionKeyPacket) as unknown as EncryptedSessionKey[];
   const sessionKeys: SessionKey[] = [];
-  let handled = false;
   for (const packet of packets) {
     if (packet.version !== 3 || !isRsa(openpgp, packet.publicKeyAlgorithm) || !packet.encrypted.c) continue;
     for (const privateKey of privateKeys) {
@@ -188,11 +187,10 @@ export async function rsaSessionKeys(
       for (const { keyPacket } of found) {
         const rsa = keyPacket as unknown as RsaKeyPacket;
         if (rsa.algorithm !== packet.publicKeyAlgorithm || !rsa.privateParams) continue;
-        handled = true;
         const sessionKey = decryptWith(openpgp, packet, rsa);
         if (sessionKey) sessionKeys.push(sessionKey);
       }
     }
   }
-  return { handled, sessionKeys };
+  return sessionKeys;
 }

@@ -66,16 +66,16 @@ test("an RSA-encrypted session key: OpenSSL finds the one openpgp.js finds", asy
     const message = await openpgp.readMessage({ binaryMessage: encrypted });
     const ours = await rsaSessionKeys(openpgp, message, keys.privateKeys, config());
     const theirs = await openpgp.decryptSessionKeys({ message, decryptionKeys: keys.privateKeys });
-    assert.equal(ours.handled, true);
-    assert.deepEqual(ours.sessionKeys, theirs.map(({ data, algorithm }) => ({ data, algorithm })));
+    assert.equal(ours.length, 1);
+    assert.deepEqual(ours, theirs.map(({ data, algorithm }) => ({ data, algorithm })));
     assert.equal((await decryptSecret(encrypted, keys)).toString(), `pw ${i}`);
   }
 });
 
-test("a message to an ECC key is left to openpgp.js; a tampered RSA session key fails in one line", async () => {
+test("a message to an ECC key is left to openpgp.js, and so is a tampered RSA session key, which fails in one line", async () => {
   const eccKeys = await loadDecryptionKeys(ecc.publicKeyArmored, ecc.privateKeyArmored);
   const toEcc = await openpgp.readMessage({ binaryMessage: await encryptSecret(Buffer.from("pw"), ecc.publicKeyArmored) });
-  assert.deepEqual(await rsaSessionKeys(openpgp, toEcc, eccKeys.privateKeys, config()), { handled: false, sessionKeys: [] });
+  assert.deepEqual(await rsaSessionKeys(openpgp, toEcc, eccKeys.privateKeys, config()), []);
 
   const keys = await loadDecryptionKeys(rsa.publicKeyArmored, rsa.privateKeyArmored);
   const good = await encryptSecret(Buffer.from("pw"), rsa.publicKeyArmored);
@@ -90,18 +90,19 @@ test("a message to an ECC key is left to openpgp.js; a tampered RSA session key 
   for (const c of [randomBytes(256), Buffer.alloc(256, 0xff), one]) {
     const tampered = Buffer.concat([good.subarray(0, at), c, good.subarray(at + 256)]);
     const message = await openpgp.readMessage({ binaryMessage: tampered });
-    assert.deepEqual(await rsaSessionKeys(openpgp, message, keys.privateKeys, config()), { handled: true, sessionKeys: [] });
+    assert.deepEqual(await rsaSessionKeys(openpgp, message, keys.privateKeys, config()), []);
+    // openpgp.js then tries the packet itself, and fails as it always did.
     await assert.rejects(
       decryptSecret(tampered, keys),
-      (err: Error) => /^cannot decrypt OpenPGP message \(corrupt data\?\): Session key decryption failed$/.test(err.message),
+      (err: Error) => /^cannot decrypt OpenPGP message \(corrupt data\?\): [^\n]+$/.test(err.message),
     );
   }
 });
 
-test("a key that does not decrypt (signing only) handles nothing", async () => {
+test("a key that does not decrypt (signing only) finds nothing", async () => {
   const message = await openpgp.readMessage({ binaryMessage: await encryptSecret(Buffer.from("pw"), rsa.publicKeyArmored) });
   // Only the primary (signing) key: getDecryptionKeys finds no key for the subkey's ID.
   const primaryOnly = (await openpgp.readPrivateKey({ armoredKey: rsa.privateKeyArmored })) as PrivateKey;
   primaryOnly.subkeys = [];
-  assert.deepEqual(await rsaSessionKeys(openpgp, message, [primaryOnly], config()), { handled: false, sessionKeys: [] });
+  assert.deepEqual(await rsaSessionKeys(openpgp, message, [primaryOnly], config()), []);
 });
