@@ -4,10 +4,12 @@
 // arithmetic in JavaScript: 40 ms natively, about 0.5 s in a boot VM under
 // emulation, on the way to the disk password. Here OpenSSL does the
 // private-key operation without padding (blinded, constant time, 3 ms),
-// the EME-PKCS1-v1_5 decoding runs without branching on its bytes (as in
+// the EME-PKCS1-v1_5 decoding loop does not branch on the bytes (as in
 // openpgp.js), and openpgp.js then decrypts the message with the session
-// key it is given. Anything else (other algorithms, version 6 packets, a
-// session key that does not decrypt) is left to openpgp.js.
+// key it is given. A packet that yields no session key fails at once, as
+// openpgp.js fails it, never retried the slow way: a failure must not take
+// longer than a success. Other algorithms and version 6 packets are left
+// to openpgp.js.
 import { constants, createPrivateKey, privateDecrypt, type KeyObject } from "node:crypto";
 import type { Config, Message, PrivateKey, SessionKey } from "openpgp";
 import type { OpenPGPModule } from "./load.js";
@@ -17,7 +19,11 @@ interface EncryptedSessionKey {
   version: number;
   publicKeyAlgorithm: number;
   publicKeyID: Parameters<PrivateKey["getDecryptionKeys"]>[0];
-  encrypted: { c?: Uint8Array };
+  encrypted: { c?: Uint8Array } | null;
+}
+
+interface SelfSigned {
+  getPrimarySelfSignature(date?: Date, userID?: object, config?: Config): Promise<{ preferredSymmetricAlgorithms: number[] | null }>;
 }
 
 interface RsaKeyPacket {
@@ -75,12 +81,13 @@ function bigintBytes(x: bigint): Uint8Array {
 }
 
 /**
- * OpenSSL's key for an OpenPGP RSA key packet. OpenPGP stores p < q and
- * u = p⁻¹ mod q; PKCS#1 wants qInv = q⁻¹ mod p, so p and q swap places.
- * The CRT exponents are computed with BigInt, as openpgp.js itself does
- * for every RSA decryption; the DER copy is wiped once OpenSSL holds the key.
+ * OpenSSL's key for an OpenPGP RSA key packet. OpenPGP's u is p⁻¹ mod q;
+ * PKCS#1 wants qInv = q⁻¹ mod p, so p and q swap places. The CRT
+ * exponents are computed with BigInt, as openpgp.js itself does for every
+ * RSA decryption; the DER copy is wiped once OpenSSL holds the key, which
+ * OpenSSL clears when the KeyObject is collected.
  */
-function opensslKey(packet: RsaKeyPacket): KeyObject {
+export function opensslKey(packet: RsaKeyPacket): KeyObject {
   const { n, e } = packet.publicParams;
   const { d, p, q, u } = packet.privateParams!;
   const dNum = bigint(d);
@@ -95,8 +102,6 @@ function opensslKey(packet: RsaKeyPacket): KeyObject {
     der.fill(0);
   }
 }
-
-const keys = new WeakMap<RsaKeyPacket, KeyObject>();
 
 /**
  * EME-PKCS1-v1_5 decoding (RFC 8017, 7.2.2): 0x00 0x02, at least 8 nonzero
@@ -114,9 +119,14 @@ export function emeDecode(em: Uint8Array): number {
   return valid ? offset + 1 : -1;
 }
 
+/** Key sizes of the ciphers a session key may name (openpgp.js checks them too). */
+const KEY_BYTES: Partial<Record<SessionKey["algorithm"], number>> = {
+  tripledes: 24, cast5: 16, idea: 16, blowfish: 16, aes128: 16, aes192: 24, aes256: 32, twofish: 32,
+};
+
 /**
  * The session key in a decrypted version 3 payload (algorithm byte, key,
- * two-byte checksum of the key), or null if the checksum or algorithm is wrong.
+ * two-byte checksum of the key), or null if the checksum, algorithm or size is wrong.
  */
 export function sessionKeyOf(openpgp: OpenPGPModule, payload: Uint8Array): SessionKey | null {
   if (payload.length < 4) return null;
@@ -130,24 +140,24 @@ export function sessionKeyOf(openpgp: OpenPGPModule, payload: Uint8Array): Sessi
   } catch {
     return null;
   }
-  if (sum !== checksum || !algorithm) return null;
+  if (sum !== checksum || !algorithm || KEY_BYTES[algorithm] !== key.length) return null;
   return { data: Uint8Array.from(key), algorithm };
 }
 
 /** RSA decryption of one session key packet with one key packet: the session key, or null. */
-function decryptWith(openpgp: OpenPGPModule, packet: EncryptedSessionKey, key: RsaKeyPacket): SessionKey | null {
-  let k = keys.get(key);
-  if (!k) keys.set(key, (k = opensslKey(key)));
-  const size = Math.ceil(k.asymmetricKeyDetails!.modulusLength! / 8);
-  const c = packet.encrypted.c!;
-  if (c.length > size) return null;
-  const input = Buffer.alloc(size);
-  input.set(c, size - c.length);
+function decryptWith(openpgp: OpenPGPModule, c: Uint8Array, key: RsaKeyPacket): SessionKey | null {
   let em: Buffer;
   try {
+    const k = opensslKey(key);
+    const size = Math.ceil(k.asymmetricKeyDetails!.modulusLength! / 8);
+    let start = 0;
+    while (start < c.length && c[start] === 0) start++; // an MPI with leading zeros
+    if (c.length - start > size) return null;
+    const input = Buffer.alloc(size);
+    input.set(c.subarray(start), size - (c.length - start));
     em = privateDecrypt({ key: k, padding: constants.RSA_NO_PADDING }, input);
   } catch {
-    return null; // c ≥ n
+    return null; // c ≥ n, or a key OpenSSL refuses (p or q of 1…)
   }
   try {
     const at = emeDecode(em);
@@ -160,23 +170,39 @@ function decryptWith(openpgp: OpenPGPModule, packet: EncryptedSessionKey, key: R
 const isRsa = (openpgp: OpenPGPModule, algorithm: number) =>
   algorithm === openpgp.enums.publicKey.rsaEncrypt || algorithm === openpgp.enums.publicKey.rsaEncryptSign;
 
+/** The symmetric algorithms openpgp.js accepts from a key's holder: its defaults and the key's preferences. */
+async function acceptedAlgorithms(openpgp: OpenPGPModule, key: PrivateKey, config: Config): Promise<Set<string>> {
+  const { symmetric } = openpgp.enums;
+  const accepted = new Set<number>([symmetric.aes256, symmetric.aes128, symmetric.tripledes, symmetric.cast5]);
+  try {
+    // Not in openpgp.js's typings; decrypt() calls it for the same check.
+    const self = await (key as unknown as SelfSigned).getPrimarySelfSignature(undefined, undefined, config);
+    for (const a of self.preferredSymmetricAlgorithms ?? []) accepted.add(a);
+  } catch {
+    // no valid self-signature: the defaults only
+  }
+  return new Set([...accepted].map((a) => openpgp.enums.read(symmetric, a) as string));
+}
+
 /**
- * The session keys that our RSA keys decrypt from the message's version 3
- * session key packets addressed to them (or to anyone), found as
- * openpgp.js would find them. None: openpgp.js should decrypt the message
- * with the keys instead (other algorithms, or a packet that does not
- * decrypt, for which it gives its usual error). The caller wipes the keys' data.
+ * What our RSA keys make of the message's version 3 session key packets
+ * addressed to them (or to anyone), found as openpgp.js would find them:
+ * `tried` is false if there is none (openpgp.js should decrypt the message
+ * with the keys instead); else the session keys they gave, perhaps none,
+ * in which case the message does not decrypt. The caller wipes the keys' data.
  */
 export async function rsaSessionKeys(
   openpgp: OpenPGPModule,
   message: Message<Uint8Array | string>,
   privateKeys: readonly PrivateKey[],
   config: Config,
-): Promise<SessionKey[]> {
+): Promise<{ tried: boolean; sessionKeys: SessionKey[] }> {
   const packets = message.packets.filter((p) => p instanceof openpgp.PublicKeyEncryptedSessionKeyPacket) as unknown as EncryptedSessionKey[];
   const sessionKeys: SessionKey[] = [];
+  let tried = false;
   for (const packet of packets) {
-    if (packet.version !== 3 || !isRsa(openpgp, packet.publicKeyAlgorithm) || !packet.encrypted.c) continue;
+    const c = packet.encrypted?.c;
+    if (packet.version !== 3 || !isRsa(openpgp, packet.publicKeyAlgorithm) || !c) continue;
     for (const privateKey of privateKeys) {
       let found: Awaited<ReturnType<PrivateKey["getDecryptionKeys"]>>;
       try {
@@ -187,10 +213,13 @@ export async function rsaSessionKeys(
       for (const { keyPacket } of found) {
         const rsa = keyPacket as unknown as RsaKeyPacket;
         if (rsa.algorithm !== packet.publicKeyAlgorithm || !rsa.privateParams) continue;
-        const sessionKey = decryptWith(openpgp, packet, rsa);
-        if (sessionKey) sessionKeys.push(sessionKey);
+        tried = true;
+        const sessionKey = decryptWith(openpgp, c, rsa);
+        if (!sessionKey) continue;
+        if ((await acceptedAlgorithms(openpgp, privateKey, config)).has(sessionKey.algorithm)) sessionKeys.push(sessionKey);
+        else sessionKey.data.fill(0);
       }
     }
   }
-  return sessionKeys;
+  return { tried, sessionKeys };
 }

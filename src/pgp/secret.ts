@@ -69,19 +69,21 @@ export async function decryptSecret(message: Uint8Array, keys: DecryptionKeys): 
     );
   }
   // RSA session keys by OpenSSL (./rsa.ts), the rest by openpgp.js.
-  const sessionKeys = await rsaSessionKeys(openpgp, parsed, keys.privateKeys, { ...openpgp.config, ...decryptConfig });
+  const rsa = await rsaSessionKeys(openpgp, parsed, keys.privateKeys, { ...openpgp.config, ...decryptConfig });
   let data: Uint8Array;
   try {
+    // openpgp.js's own words for a session key that does not decrypt.
+    if (rsa.tried && rsa.sessionKeys.length === 0) throw new Error("Error decrypting message: Decryption error");
     ({ data } = await openpgp.decrypt({
       message: parsed,
-      ...(sessionKeys.length > 0 ? { sessionKeys } : { decryptionKeys: keys.privateKeys }),
+      ...(rsa.tried ? { sessionKeys: rsa.sessionKeys } : { decryptionKeys: keys.privateKeys }),
       format: "binary",
       config: decryptConfig,
     }));
   } catch (err) {
     throw new PgpError(`cannot decrypt OpenPGP message (corrupt data?): ${libraryReason(err)}`);
   } finally {
-    for (const key of sessionKeys) key.data.fill(0);
+    for (const key of rsa.sessionKeys) key.data.fill(0);
   }
   // Share the memory rather than copy it, so wiping the Buffer wipes it.
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength);

@@ -15,6 +15,8 @@ import {
   PgpError,
   type GeneratedKeys,
 } from "../../src/pgp/index.js";
+import { openpgpModule } from "../../src/pgp/load.js";
+import { rsaSessionKeys } from "../../src/pgp/rsa.js";
 import { requires, tempDir } from "../helpers/index.js";
 import { makeGnupg } from "../helpers/pgp.js";
 import { DEBIAN_KEYGEN, debianPasswordSection, debianPeerMissing, makeDebianKeys, sectionSecret } from "../helpers/debian-peer.js";
@@ -132,6 +134,10 @@ test(
     const keys = await loadDecryptionKeys(pubkey, seckey);
     assert.equal(`fingerprint = ${keys.fingerprint}`, /^fingerprint = .*$/m.exec(section)?.[0]);
     const secret = sectionSecret(section);
+    // Debian's RSA-4096 session key is OpenSSL's to decrypt (src/pgp/rsa.ts), not openpgp.js's.
+    const openpgp = await openpgpModule();
+    const fast = await rsaSessionKeys(openpgp, await openpgp.readMessage({ binaryMessage: secret }), keys.privateKeys, { ...openpgp.config });
+    assert.deepEqual([fast.tried, fast.sessionKeys.length], [true, 1]);
     start = performance.now();
     const plain = await decryptSecret(secret, keys);
     t.diagnostic(`decryptSecret, Debian RSA-4096 key: ${(performance.now() - start).toFixed(1)} ms`);
