@@ -5,7 +5,7 @@ set -eu
 packages=(
   mandos mandos-client gnutls-bin gnupg dbus avahi-daemon avahi-utils
   iproute2 cryptsetup-bin systemd mandoc dracut-core kmod cpio linux-image-amd64 tmux
-  qemu-system-x86 e2fsprogs openssh-server openssh-client openssl dpkg-dev zstd binutils
+  qemu-system-x86 e2fsprogs openssh-server openssh-client openssl dpkg-dev zstd binutils elfutils
   etcd-server etcd-client prometheus lintian debhelper fakeroot
 )
 missing=()

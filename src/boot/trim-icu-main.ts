@@ -16,8 +16,9 @@ async function main(args: string[]): Promise<number> {
     return 2;
   }
   const t = await trimIcuFile(input, output);
+  const zeros = t.dropped > 0 ? `${MB(t.dropped)} of zeros left out of the file` : `zeros kept in the file (${t.whyNotDropped})`;
   process.stdout.write(
-    `${output}: ICU data ${t.symbol} ${MB(t.before)} -> ${MB(t.after)} (English only: ${t.kept} items kept, ${t.removed} removed); self-test passed\n`,
+    `${output}: ICU data ${t.symbol} ${MB(t.before)} -> ${MB(t.after)} (English only: ${t.kept} items kept, ${t.removed} removed); ${zeros}; self-test passed\n`,
   );
   return 0;
 }

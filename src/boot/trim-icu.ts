@@ -2,13 +2,16 @@
 // docs/design.md, "A lean runtime at boot"). Node's official builds embed
 // ICU's full data (33 MB, every locale) as the symbol icudtNN_dat; the
 // programs that run at boot need none of the other locales. The trimmed
-// package is written over the symbol's bytes, the rest of them zero, so
-// the file keeps its size and layout but compresses about 8 MB smaller.
+// package is written over the symbol's start, and the whole pages of zeros
+// left after it are dropped from the file (zero-pages.ts): the loader maps
+// zero pages there. The file compresses about 8 MB smaller and is 27 MB
+// shorter.
 import { execFile } from "node:child_process";
 import { chmodSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { errorMessage } from "../cli/log.js";
 import { findFileSymbol } from "./elf.js";
 import { buildIcuPackage, keptInEnglishOnly, parseIcuPackage } from "./icu-data.js";
+import { dropZeroPages } from "./zero-pages.js";
 
 export interface Trimmed {
   /** The whole executable, with the trimmed package. */
@@ -19,6 +22,9 @@ export interface Trimmed {
   after: number;
   kept: number;
   removed: number;
+  /** Bytes of zeros left out of the file, or why none were. */
+  dropped: number;
+  whyNotDropped?: string;
 }
 
 const ICU_SYMBOL = /^icudt\d+_dat$/;
@@ -43,7 +49,17 @@ export function trimNodeIcu(file: Buffer, keep: (item: string) => boolean = kept
   const node = Buffer.from(file);
   node.fill(0, icu.offset, icu.offset + icu.data.length);
   data.copy(node, icu.offset);
-  return { node, symbol: icu.symbol, before: icu.data.length, after: data.length, kept: kept.length, removed: pkg.items.length - kept.length };
+  const zeros = dropZeroPages(node, icu.offset + data.length, icu.offset + icu.data.length);
+  return {
+    node: zeros.file,
+    symbol: icu.symbol,
+    before: icu.data.length,
+    after: data.length,
+    kept: kept.length,
+    removed: pkg.items.length - kept.length,
+    dropped: zeros.dropped,
+    ...(zeros.why === undefined ? {} : { whyNotDropped: zeros.why }),
+  };
 }
 
 // ---- The self-test ------------------------------------------------------

@@ -1,7 +1,8 @@
 // English-only ICU data for the initramfs's node (src/boot/trim-icu.ts,
-// elf.ts): finding the data in an ELF file, the self-test's verdict, and
-// the real thing on this machine's node: the trimmed copy runs, Intl in
-// English works, other locales fall back, the original is untouched.
+// elf.ts, zero-pages.ts): finding the data in an ELF file, the self-test's
+// verdict, and the real thing on this machine's node: the trimmed copy
+// runs, Intl in English works, other locales fall back, the zeros left
+// are not in the file, strip leaves it alone, the original is untouched.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -10,6 +11,7 @@ import { join } from "node:path";
 import { findFileSymbol } from "../../src/boot/elf.js";
 import { buildIcuPackage, parseIcuPackage } from "../../src/boot/icu-data.js";
 import { embeddedIcu, selfTestProblems, trimIcuFile, type ProbeReport } from "../../src/boot/trim-icu.js";
+import { loadedBytes, programHeaders, sameLoadedImage, PT_LOAD } from "../helpers/elf.js";
 import { run, tempDir } from "../helpers/index.js";
 
 // ---- ELF ------------------------------------------------------------------
@@ -149,22 +151,36 @@ test("this machine's node: the trimmed copy runs, Intl in English works, other l
     const out = join(work.path, "node");
     const t = await trimIcuFile(NODE, out);
     assert.equal(sha256(NODE), before);
-    assert.equal(statSync(out).size, statSync(NODE).size);
     assert.equal(statSync(out).mode & 0o777, statSync(NODE).mode & 0o777);
+    // Over 25 MB of zero pages (and the section headers) are left out of the file.
+    assert.equal(t.whyNotDropped, undefined);
+    assert.ok(t.dropped > 25e6, `${t.dropped} bytes`);
+    assert.equal(statSync(out).size, statSync(NODE).size - t.dropped);
 
-    // The package now ends before 6.5 MB; the rest of the symbol is zeros.
+    // As the program sees it: the package ends before 6.5 MB, the rest of the symbol is zeros.
     const file = readFileSync(out);
-    const icu = embeddedIcu(file);
+    const original = readFileSync(NODE);
+    const icu = embeddedIcu(original);
+    const segment = programHeaders(original).find((p) => p.type === PT_LOAD && p.offset <= icu.offset && icu.offset < p.offset + p.filesz)!;
+    const data = loadedBytes(file, segment.vaddr + icu.offset - segment.offset, icu.data.length);
     assert.ok(t.after < 6.5e6, `${t.after} bytes`);
     assert.ok(t.before > 30e6, `${t.before} bytes`);
-    assert.ok(icu.data.subarray(t.after).every((b) => b === 0));
-    const items = parseIcuPackage(icu.data.subarray(0, t.after), icu.prefix).items.map((i) => i.name);
+    assert.ok(data.subarray(t.after).every((b) => b === 0));
+    const items = parseIcuPackage(data.subarray(0, t.after), icu.prefix).items.map((i) => i.name);
     assert.ok(items.includes("en.res") && items.includes("zoneinfo64.res") && items.includes("coll/ucadata.icu"));
     assert.ok(!items.includes("de.res") && !items.some((n) => n.endsWith(".cnv")));
-    // Outside the symbol, the same bytes as the original.
-    const original = readFileSync(NODE);
-    assert.ok(file.subarray(0, icu.offset).equals(original.subarray(0, icu.offset)));
-    assert.ok(file.subarray(icu.offset + icu.data.length).equals(original.subarray(icu.offset + icu.data.length)));
+    // Outside the symbol, the program sees the original's bytes.
+    const expected = Buffer.from(original);
+    data.copy(expected, icu.offset);
+    assert.ok(sameLoadedImage(expected, file));
+
+    // Neither strip (binutils) nor eu-strip (elfutils, which dracut prefers) rewrites it.
+    for (const strip of ["strip", "eu-strip"]) {
+      const copy = join(work.path, strip);
+      copyFileSync(out, copy);
+      await run(strip, ["-g", "-p", copy]);
+      assert.ok(readFileSync(copy).equals(file), `${strip} changed it`);
+    }
 
     const script = `console.log([new Intl.NumberFormat("en-US").format(1234.5), new Intl.NumberFormat("de-DE").format(1234.5),
       new Intl.DateTimeFormat("en-US", { dateStyle: "long", timeZone: "UTC" }).format(0),
