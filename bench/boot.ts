@@ -132,9 +132,9 @@ async function main(): Promise<number> {
       try {
         const f = await bootOnce({ label, initramfs, root, work, logs, section, run });
         into.push(f);
-        const s = (x: number | null) => (x === null ? "—" : `${x.toFixed(1)} s`);
+        const s = (x: number | null) => (x === null ? "—" : `${x.toFixed(2)} s`);
         console.log(
-          `#   run ${run} ${label.padEnd(6)}: question → unlocked ${s(f.questionToUnlocked)}, ` +
+          `#   run ${run} ${label.padEnd(6)}: question → unlocked ${s(f.questionToUnlocked)} (opening ${s(f.openingToUnlocked)}), ` +
             `kernel → root ${s(f.kernelToRoot)}, agent CPU ${s(f.agentCpu)} (load ${load()})`,
         );
       } catch (err) {

@@ -5,7 +5,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { firstMissingStep, privilegeProblems, processStatuses, questionLists, stepsSeen } from "../helpers/boot.js";
-import { bootFigures, parseTimespan, reportTable, targets, type BenchResult, type BootFigures } from "../../bench/boot-report.js";
+import { bootFigures, openingFloor, parseTimespan, reportTable, targets, type BenchResult, type BootFigures } from "../../bench/boot-report.js";
 
 /** The probe's report on a client with today's ambient network capabilities (seen in a real boot). */
 const CLIENT_WITH_CAPS = `MANDOS-BOOT-RIG: pending questions at 26.80 s:
@@ -75,6 +75,7 @@ const PREFETCH_BOOT = `[    0.000000] Linux version 6.1.0-57-amd64 (debian-kerne
 [   23.915416] password-agent[242]: mandos-client: debug: found server [fe80::1%eth0]:41829
 [   25.280565] password-agent[242]: password-agent: holding the secret for questions to come, for 120 s at most
 [   25.322667] password-agent[242]: password-agent: answered question /run/systemd/ask-password/ask.q (cryptsetup:/dev/disk/by-uuid/0117)
+[   25.339101] systemd-cryptsetup[301]: Set cipher aes, mode xts-plain64, key size 512 bits for device /dev/disk/by-uuid/0117.
 [   26.782024] systemd[1]: Finished systemd-cryptsetup@luks\\x2d0117.service - Cryptography Setup for luks-0117.
 [   28.610030] EXT4-fs (dm-0): mounted filesystem with ordered data mode. Quota mode: none.
 [   29.013310] systemd[1]: Mounted sysroot.mount - /sysroot.
@@ -111,16 +112,17 @@ describe("bench:boot's figures", () => {
     assert.equal(parseTimespan("soon"), null);
   });
 
-  test("one boot: question → unlocked, kernel → root, the agent's CPU", () => {
+  test("one boot: question → unlocked and its last part, kernel → root, the agent's CPU", () => {
     const f = bootFigures(PREFETCH_BOOT);
     assert.ok(Math.abs(f.questionToUnlocked! - (26.782024 - 15.13982)) < 1e-9);
+    assert.ok(Math.abs(f.openingToUnlocked! - (26.782024 - 25.339101)) < 1e-9);
     assert.equal(f.kernelToRoot, 29.01331, "from systemd's line: Debian's client hides the kernel's");
     assert.equal(f.agentCpu, 14.66);
-    assert.deepEqual(bootFigures("[    0.000000] Linux version 6.1\n"), { kernelToRoot: null, questionToUnlocked: null, agentCpu: null });
+    assert.deepEqual(bootFigures("[    0.000000] Linux version 6.1\n"), { kernelToRoot: null, questionToUnlocked: null, openingToUnlocked: null, agentCpu: null });
   });
 
   test("targets: ratios of medians and growth, met or not", () => {
-    const boot = (q: number, k: number): BootFigures => ({ questionToUnlocked: q, kernelToRoot: k, agentCpu: null });
+    const boot = (q: number, k: number, o: number | null = null): BootFigures => ({ questionToUnlocked: q, openingToUnlocked: o, kernelToRoot: k, agentCpu: null });
     const r: BenchResult = {
       runs: { ours: [boot(1, 20), boot(9, 21), boot(1.1, 19)], debian: [boot(4, 22), boot(5, 22), boot(4.8, 23)] },
       growth: { ours: { gzip: 30e6, zstd: 27e6 }, debian: { gzip: 5.8e6, zstd: 4.7e6 } },
@@ -140,5 +142,15 @@ describe("bench:boot's figures", () => {
     assert.match(table, /\| initramfs growth, zstd -19 \| ≤ \+26\.0 MB \| \+27\.0 MB \| \*\*not met\*\* \|/);
     const unmeasured = reportTable({ runs: { ours: [], debian: [] }, growth: null });
     assert.match(unmeasured, /\| question → unlocked \| ≤ 0\.25× Debian's \| — \| not measured \|/);
+    assert.doesNotMatch(table + unmeasured, /cannot be shorter/, "no floor without systemd-cryptsetup's lines");
+  });
+
+  test("the floor of question → unlocked: systemd-cryptsetup opening the volume, against Debian's whole wait", () => {
+    const boot = (q: number, o: number): BootFigures => ({ questionToUnlocked: q, openingToUnlocked: o, kernelToRoot: 12, agentCpu: null });
+    const r: BenchResult = { runs: { ours: [boot(0.8, 0.66), boot(0.9, 0.7), boot(0.75, 0.62)], debian: [boot(2.8, 0.5), boot(3.8, 0.52), boot(2.9, 0.51)] }, growth: null };
+    assert.deepEqual(openingFloor(r), { opening: 0.66, ratio: 0.66 / 2.9 });
+    const table = reportTable(r);
+    assert.match(table, /\| of which systemd-cryptsetup opening the volume \(median\) \| 0\.7 s \| 0\.5 s \| 1\.29× \|/);
+    assert.match(table, /Question → unlocked cannot be shorter than systemd-cryptsetup opening the volume after the answer: ours took 0\.7 s \(median\), 0\.23× Debian's median question → unlocked\./);
   });
 });
