@@ -28,7 +28,7 @@ interface Section {
 }
 
 /** A u64 of the file as a number, refused above what a file offset can be. */
-function u64(file: Buffer, at: number, what: string): number {
+export function u64(file: Buffer, at: number, what: string): number {
   const v = file.readBigUInt64LE(at);
   if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`ELF: ${what} ${v} out of range`);
   return Number(v);
@@ -40,9 +40,16 @@ function checkRange(file: Buffer, offset: number, size: number, what: string): v
   }
 }
 
+/** Why `file` is not a little-endian ELF64 file, or null if it is one. */
+export function notElf64(file: Buffer): string | null {
+  if (file.length < 64 || file.readUInt32BE(0) !== 0x7f454c46) return "not an ELF file";
+  if (file[4] !== 2 || file[5] !== 1) return "not a little-endian 64-bit ELF file";
+  return null;
+}
+
 function sections(file: Buffer): Section[] {
-  if (file.length < 64 || file.readUInt32BE(0) !== 0x7f454c46) throw new Error("not an ELF file");
-  if (file[4] !== 2 || file[5] !== 1) throw new Error("not a little-endian 64-bit ELF file");
+  const problem = notElf64(file);
+  if (problem) throw new Error(problem);
   const shoff = u64(file, 0x28, "section header offset");
   const shentsize = file.readUInt16LE(0x3a);
   const shnum = file.readUInt16LE(0x3c);

@@ -17,6 +17,8 @@
 // memory (writable, as .bss); ld.so, running a program itself, maps them
 // with the segment's own protection.
 
+import { notElf64, u64 } from "./elf.js";
+
 const PT_LOAD = 1;
 const PT_NOTE = 4;
 const ET_EXEC = 2;
@@ -43,33 +45,28 @@ export interface ZeroPages {
   why?: string;
 }
 
-function u64(file: Buffer, at: number): number {
-  const v = file.readBigUInt64LE(at);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`ELF: value ${v} at ${at} out of range`);
-  return Number(v);
-}
-
 function readProgramHeaders(file: Buffer): { at: number; headers: ProgramHeader[] } | string {
-  if (file.length < 64 || file.readUInt32BE(0) !== 0x7f454c46) return "not an ELF file";
-  if (file[4] !== 2 || file[5] !== 1) return "not a little-endian 64-bit ELF file";
+  const problem = notElf64(file);
+  if (problem) return problem;
   const type = file.readUInt16LE(0x10);
   if (type !== ET_EXEC && type !== ET_DYN) return `ELF type ${type} is not an executable`;
-  const at = u64(file, 0x20);
+  const at = u64(file, 0x20, "program header offset");
   const count = file.readUInt16LE(0x38);
   if (file.readUInt16LE(0x36) !== PROGRAM_HEADER_SIZE) return "unexpected program header size";
   if (count === 0 || count === 0xffff || at + count * PROGRAM_HEADER_SIZE > file.length) return "no usable program headers";
   const headers: ProgramHeader[] = [];
   for (let i = 0; i < count; i++) {
     const h = at + i * PROGRAM_HEADER_SIZE;
+    const field = (offset: number, name: string) => u64(file, h + offset, `program header ${i} ${name}`);
     headers.push({
       type: file.readUInt32LE(h),
       flags: file.readUInt32LE(h + 4),
-      offset: u64(file, h + 8),
-      vaddr: u64(file, h + 16),
-      paddr: u64(file, h + 24),
-      filesz: u64(file, h + 32),
-      memsz: u64(file, h + 40),
-      align: u64(file, h + 48),
+      offset: field(8, "offset"),
+      vaddr: field(16, "address"),
+      paddr: field(24, "physical address"),
+      filesz: field(32, "file size"),
+      memsz: field(40, "memory size"),
+      align: field(48, "alignment"),
     });
   }
   return { at, headers };
@@ -91,7 +88,12 @@ const overlaps = (a: number, aEnd: number, b: number, bEnd: number) => a < bEnd 
  */
 export function dropZeroPages(file: Buffer, start: number, end: number): ZeroPages {
   const keep = (why: string): ZeroPages => ({ file, dropped: 0, why });
-  const read = readProgramHeaders(file);
+  let read;
+  try {
+    read = readProgramHeaders(file);
+  } catch (err) {
+    return keep((err as Error).message); // a value out of range
+  }
   if (typeof read === "string") return keep(read);
   const { at, headers } = read;
   if (start < 0 || end > file.length || start >= end) return keep("no zero bytes given");

@@ -8,20 +8,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { dropZeroPages } from "../../src/boot/zero-pages.js";
-import { loadedBytes, programHeaders, sameLoadedImage, PT_LOAD, PT_NOTE } from "../helpers/elf.js";
+import { loadedBytes, programHeaders, sameLoadedImage, PT_LOAD, PT_NOTE, type Segment } from "../helpers/elf.js";
 
 const PT_PHDR = 6;
 const PT_TLS = 7;
 
-interface Header {
-  type: number;
-  flags: number;
-  offset: number;
-  vaddr: number;
-  filesz: number;
-  memsz: number;
-  align?: number;
-}
+/** A program header to write (alignment 0x1000 unless given). */
+type Header = Omit<Segment, "align"> & { align?: number };
 
 /**
  * An executable: the ELF header, `headers` at 0x40, its segments' bytes
@@ -132,6 +125,7 @@ test("what cannot be done safely leaves the file as it is, with the reason", () 
     ["no note", changed((b) => b.writeUInt32LE(0x6474e551, header(4, 0))), ...ZEROS, "no PT_NOTE program header to give its slot"],
     ["another header over the zeros", changed((b) => b.writeBigUInt64LE(0x2100n, header(5, 8))), ...ZEROS, "another program header covers the zeros"],
     ["nothing given", file, 0x3000, 0x3000, "no zero bytes given"],
+    ["an address out of range", changed((b) => b.writeBigUInt64LE(1n << 60n, header(2, 16))), ...ZEROS, "ELF: program header 2 address 1152921504606846976 out of range"],
   ];
   for (const [what, input, start, end, why] of cases) {
     const r = dropZeroPages(input, start, end);
