@@ -14,7 +14,7 @@ import { buildIcuPackage, keptInEnglishOnly, parseIcuPackage } from "./icu-data.
 import { dropZeroPages } from "./zero-pages.js";
 
 export interface Trimmed {
-  /** The whole executable, with the trimmed package. */
+  /** The whole executable, with the trimmed package and, unless `whyNotDropped` says why not, without its zero pages. */
   node: Buffer;
   symbol: string;
   /** Bytes of the package before and after. */

@@ -108,6 +108,7 @@ export function dropZeroPages(file: Buffer, start: number, end: number): ZeroPag
   const holeStart = Math.ceil((segment.vaddr + start - segment.offset) / unit) * unit;
   const holeEnd = Math.floor((segment.vaddr + end - segment.offset) / unit) * unit;
   if (holeEnd <= holeStart) return keep("the zeros fill no whole page");
+  if (holeEnd >= segment.vaddr + segment.filesz) return keep("the zeros end their segment");
   const dropped = holeEnd - holeStart;
   const cut = segment.offset + (holeStart - segment.vaddr);
   const cutEnd = cut + dropped;

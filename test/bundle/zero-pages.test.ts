@@ -122,6 +122,7 @@ test("what cannot be done safely leaves the file as it is, with the reason", () 
     ["across two segments", executable(LAYOUT, [0x800, 0x4900], SIZE), 0x800, 0x4900, "the zeros are not in one loaded segment"],
     ["a segment with .bss", changed((b) => b.writeBigUInt64LE(0x6000n, header(2, 40))), ...ZEROS, "the segment holding the zeros already has zero-filled memory"],
     ["under a page", file, 0x1800, 0x2800, "the zeros fill no whole page"],
+    ["up to the segment's end", executable(LAYOUT, [0x1800, 0x6000], SIZE), 0x1800, 0x6000, "the zeros end their segment"],
     ["no note", changed((b) => b.writeUInt32LE(0x6474e551, header(4, 0))), ...ZEROS, "no PT_NOTE program header to give its slot"],
     ["another header over the zeros", changed((b) => b.writeBigUInt64LE(0x2100n, header(5, 8))), ...ZEROS, "another program header covers the zeros"],
     ["nothing given", file, 0x3000, 0x3000, "no zero bytes given"],
