@@ -22,7 +22,7 @@ export interface Trimmed {
   after: number;
   kept: number;
   removed: number;
-  /** Bytes of zeros left out of the file, or why none were. */
+  /** Bytes of zero pages left out of the file, or why none were. */
   dropped: number;
   whyNotDropped?: string;
 }

@@ -6,21 +6,24 @@
 // leaves zeroed in node: the initramfs then unpacks 27 MB less at every
 // boot, before /init can start (docs/design.md, "A lean runtime at boot").
 //
-// The split needs one more program header: the PT_NOTE's slot is taken
-// (build id and ABI tag notes; neither the kernel nor ld.so reads them for
-// the main program). The section headers go: they would describe file
-// bytes that no longer exist, and without them `strip` (binutils) refuses
-// the file and `eu-strip` leaves it as it is, so dracut's strip step
-// cannot rewrite it. Nothing at run time reads section headers.
+// The split needs one more program header: the first PT_NOTE's slot is
+// taken (build id and ABI tag notes: the kernel does not read them, and
+// only `ld.so PROGRAM` checks the ABI tag; the build id is lost to core
+// dump and debuginfo tools). The section headers go: they would describe
+// file bytes that no longer exist, and without them `strip` (binutils)
+// refuses the file and `eu-strip` leaves it as it is, so dracut's strip
+// step cannot rewrite it. Nothing at run time reads section headers.
 //
 // The kernel maps the zero pages of a PT_LOAD's memory size as anonymous
-// memory (writable, as .bss); ld.so, running a program itself, maps them
-// with the segment's own protection.
+// memory, writable as .bss is (ld.so, running a program itself, maps them
+// with the segment's own protection), and with the segment's execute
+// permission: so only a read-only segment is split, never one with code.
 
 import { notElf64, u64 } from "./elf.js";
 
 const PT_LOAD = 1;
 const PT_NOTE = 4;
+const PF_R = 4;
 const ET_EXEC = 2;
 const ET_DYN = 3;
 const PROGRAM_HEADER_SIZE = 56;
@@ -40,7 +43,7 @@ interface ProgramHeader {
 export interface ZeroPages {
   /** The new file, or `file` itself when nothing was dropped. */
   file: Buffer;
-  /** Bytes left out of the file (0: nothing, and `why` says why). */
+  /** Bytes of zero pages left out of the file (0: none, and `why` says why); the section headers and unloaded sections after the last segment go too. */
   dropped: number;
   why?: string;
 }
@@ -103,6 +106,7 @@ export function dropZeroPages(file: Buffer, start: number, end: number): ZeroPag
   const segment = loads.find((p) => p.offset <= start && end <= p.offset + p.filesz);
   if (!segment) return keep("the zeros are not in one loaded segment");
   if (segment.memsz !== segment.filesz) return keep("the segment holding the zeros already has zero-filled memory");
+  if (segment.flags !== PF_R) return keep("the segment holding the zeros is not read-only data");
   // Offsets move by whole alignment units, so every segment's offset stays congruent to its address.
   const unit = Math.max(PAGE, ...loads.map((p) => p.align));
   const holeStart = Math.ceil((segment.vaddr + start - segment.offset) / unit) * unit;
@@ -132,7 +136,8 @@ export function dropZeroPages(file: Buffer, start: number, end: number): ZeroPag
     filesz: segment.vaddr + segment.filesz - holeEnd,
     memsz: segment.vaddr + segment.memsz - holeEnd,
   };
-  const moved = (p: ProgramHeader) => (p.offset >= cutEnd ? { ...p, offset: p.offset - dropped } : p);
+  // (A header with no file bytes inside the cut points at the cut.)
+  const moved = (p: ProgramHeader) => (p.offset >= cutEnd ? { ...p, offset: p.offset - dropped } : p.offset > cut ? { ...p, offset: cut } : p);
   const result = headers.filter((p) => p !== note).flatMap((p) => (p === segment ? [first, second] : [moved(p)]));
   // Up to the last byte any program header needs: section headers and unloaded sections go.
   const length = Math.max(...result.map((p) => p.offset + p.filesz));
@@ -141,5 +146,5 @@ export function dropZeroPages(file: Buffer, start: number, end: number): ZeroPag
   out.writeBigUInt64LE(0n, 0x28); // e_shoff
   out.writeUInt16LE(0, 0x3c); // e_shnum
   out.writeUInt16LE(0, 0x3e); // e_shstrndx
-  return { file: out, dropped: file.length - out.length };
+  return { file: out, dropped };
 }

@@ -202,7 +202,8 @@ test("dracut builds a host-only initramfs with everything the agent needs", { sk
       t.diagnostic(`the image's node: ICU data ${trimmed.after} of ${trimmed.before} bytes, ${trimmed.dropped} bytes left out of the file`);
       assert.ok(trimmed.after < 6.5e6, `${trimmed.after} bytes of ICU data`);
       assert.ok(trimmed.dropped > 25e6, `${trimmed.dropped} bytes left out`);
-      assert.equal(statSync(join(root, node)).size, statSync(stripped).size - trimmed.dropped);
+      const shorter = statSync(stripped).size - statSync(join(root, node)).size;
+      assert.ok(shorter >= trimmed.dropped && shorter < trimmed.dropped + 65536, `${shorter} bytes shorter: zero pages and section headers`);
       assert.match(build.stderr, /mandos-ts: \S+: ICU data icudt\d+_dat [\d.]+ MB -> [\d.]+ MB \(English only: \d+ items kept, \d+ removed\); [\d.]+ MB of zeros left out of the file; self-test passed/);
       const intl = await inImage([node, "-e",
         `console.log(new Intl.NumberFormat("en-US").format(1234.5), new Intl.NumberFormat("de-DE").format(1234.5), String(new Date(0)))`],
